@@ -1,0 +1,258 @@
+"""Load and validate mapping tables: bundled data in ``mappings/``, snapshot or live pools, user overrides.
+
+Precedence, later wins: bundled -> pools from the snapshot or the live API -> override files.
+"""
+
+from __future__ import annotations
+
+import functools
+import re
+import sys
+from collections.abc import Iterable, Mapping, Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bridge._resources import data_path
+from bridge.errors import TableError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+__all__ = [
+    "DataCenter",
+    "Override",
+    "PoolSource",
+    "Tables",
+    "build_tables",
+    "bundled_tables",
+    "load_override",
+    "parse_override",
+]
+
+PoolSource = Literal["bundled", "snapshot", "live"]
+
+_STRICT = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
+_POOL_ID = re.compile(r"^[A-Za-z0-9_]+$")
+NonEmpty = Field(min_length=1)
+
+
+class _Pool(BaseModel):
+    model_config = _STRICT
+    members: tuple[str, ...] = NonEmpty
+    sources: tuple[str, ...] = NonEmpty
+    disputed: str | None = None
+
+
+class _PoolFile(BaseModel):
+    model_config = _STRICT
+    pools: dict[str, _Pool] = NonEmpty
+
+
+class DataCenter(BaseModel):
+    """A REST data center with its ISO country code and region."""
+
+    model_config = _STRICT
+    country: str = Field(pattern=r"^[A-Z]{2}$")
+    region: str
+    source: str
+
+
+class _DataCenterFile(BaseModel):
+    model_config = _STRICT
+    data_centers: dict[str, DataCenter] = NonEmpty
+
+
+class _Countries(BaseModel):
+    model_config = _STRICT
+    documented: tuple[str, ...]
+    source: str
+
+
+class _LocationFile(BaseModel):
+    model_config = _STRICT
+    countries: _Countries
+    locations: dict[str, tuple[str, ...]] = {}
+
+
+class _RestV1File(BaseModel):
+    model_config = _STRICT
+    source: str
+    gpu_types: tuple[str, ...] = NonEmpty
+    cuda_versions: tuple[str, ...] = NonEmpty
+    cpu_flavors: tuple[str, ...] = NonEmpty
+    data_centers: tuple[str, ...] = NonEmpty
+    scaler_types: tuple[str, ...] = NonEmpty
+
+
+def _check_members(value: dict[str, tuple[str, ...]], what: str) -> dict[str, tuple[str, ...]]:
+    for key, members in value.items():
+        if not key.strip() or "," in key:
+            raise ValueError(f"{key!r} is not a valid {what} name")
+        if not members:
+            raise ValueError(f"{key}: the list is empty")
+        for member in members:
+            if not member.strip() or "," in member or member.startswith("-"):
+                raise ValueError(f"{key}: {member!r} is not a valid id")
+    return value
+
+
+class Override(BaseModel):
+    """A user override file: ``[pools]`` replaces or adds pools, ``[locations]`` maps legacy tokens."""
+
+    model_config = _STRICT
+    name: str = "override"
+    pools: dict[str, tuple[str, ...]] = {}
+    locations: dict[str, tuple[str, ...]] = {}
+
+    @field_validator("pools")
+    @classmethod
+    def _pools(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        for key in value:
+            if not _POOL_ID.match(key):
+                raise ValueError(f"{key!r} is not a pool id (letters, digits and _ only)")
+        return _check_members(value, "pool")
+
+    @field_validator("locations")
+    @classmethod
+    def _locations(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
+        return _check_members(value, "location")
+
+
+class Tables(BaseModel):
+    """Everything translation looks up, validated once. Build it with :func:`build_tables`."""
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+    pools: dict[str, tuple[str, ...]]
+    pool_source: PoolSource
+    data_centers: dict[str, DataCenter]
+    countries: dict[str, tuple[str, ...]]
+    locations: dict[str, tuple[str, ...]]
+    gpu_types: frozenset[str]
+    gpu_types_ordered: tuple[str, ...]
+    cuda_versions: tuple[str, ...]
+    cpu_flavors: tuple[str, ...]
+    scaler_types: tuple[str, ...]
+    overrides: tuple[str, ...] = ()
+
+    @functools.cached_property
+    def pool_of(self) -> dict[str, str]:
+        """Map each GPU type to the first pool that lists it."""
+        owner: dict[str, str] = {}
+        for pool, members in self.pools.items():
+            for member in members:
+                owner.setdefault(member, pool)
+        return owner
+
+
+def _read_toml(path: Path) -> dict[str, Any]:
+    try:
+        with path.open("rb") as fh:
+            return tomllib.load(fh)
+    except OSError as exc:
+        raise TableError(f"{path}: cannot read: {exc.strerror or exc}") from exc
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise TableError(f"{path}: invalid TOML: {exc}") from exc
+
+
+def _validate(model: type[BaseModel], data: Any, where: str) -> Any:
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        key = ".".join(str(part) for part in err["loc"]) or "(top level)"
+        raise TableError(f"{where}: {key}: {_pydantic_message(err)}") from exc
+
+
+def _pydantic_message(err: Any) -> str:
+    if err["type"] == "extra_forbidden":
+        return "unknown key"
+    if err["type"] == "missing":
+        return "missing"
+    return str(err["msg"])
+
+
+def load_table_dir(directory: Path) -> Tables:
+    """Load and cross-check the four bundled table files in ``directory``."""
+    pools = _validate(_PoolFile, _read_toml(directory / "gpu_pools.toml"), str(directory / "gpu_pools.toml"))
+    dcs = _validate(
+        _DataCenterFile, _read_toml(directory / "data_centers.toml"), str(directory / "data_centers.toml")
+    )
+    locs = _validate(_LocationFile, _read_toml(directory / "locations.toml"), str(directory / "locations.toml"))
+    rest = _validate(_RestV1File, _read_toml(directory / "rest_v1.toml"), str(directory / "rest_v1.toml"))
+    if tuple(dcs.data_centers) != rest.data_centers:
+        raise TableError(
+            f"{directory / 'data_centers.toml'}: data_centers: not the REST v1 data-center enum in its order"
+        )
+    countries: dict[str, list[str]] = {code: [] for code in locs.countries.documented}
+    for dc_id, dc in dcs.data_centers.items():
+        countries.setdefault(dc.country, []).append(dc_id)
+    base = Tables(
+        pools={pool: p.members for pool, p in pools.pools.items()},
+        pool_source="bundled",
+        data_centers=dcs.data_centers,
+        countries={code: tuple(ids) for code, ids in countries.items()},
+        locations={},
+        gpu_types=frozenset(rest.gpu_types),
+        gpu_types_ordered=rest.gpu_types,
+        cuda_versions=rest.cuda_versions,
+        cpu_flavors=rest.cpu_flavors,
+        scaler_types=rest.scaler_types,
+    )
+    extra = Override(name=str(directory / "locations.toml"), locations=locs.locations)
+    _check_locations(base, extra)
+    return base.model_copy(update={"locations": dict(locs.locations)})
+
+
+@functools.lru_cache(maxsize=1)
+def bundled_tables() -> Tables:
+    """Return the tables shipped with bridge (``mappings/``)."""
+    return load_table_dir(data_path("mappings"))
+
+
+def parse_override(data: Mapping[str, Any], name: str = "override") -> Override:
+    """Validate override data given as Python values (the shape of an override file)."""
+    return _validate(Override, {**data, "name": name}, name)  # type: ignore[no-any-return]
+
+
+def load_override(path: str | Path) -> Override:
+    """Read and validate one override file (``--mappings FILE``)."""
+    path = Path(path)
+    return parse_override(_read_toml(path), str(path))
+
+
+def _check_locations(tables: Tables, override: Override) -> None:
+    for token, ids in override.locations.items():
+        for dc_id in ids:
+            if dc_id not in tables.data_centers:
+                raise TableError(f"{override.name}: locations.{token}: {dc_id!r} is not a REST v1 data center")
+
+
+def build_tables(
+    *,
+    base: Tables | None = None,
+    pools: Mapping[str, Sequence[str]] | None = None,
+    pool_source: PoolSource = "snapshot",
+    overrides: Iterable[Override | Mapping[str, Any]] = (),
+) -> Tables:
+    """Layer snapshot/live ``pools`` and ``overrides`` over ``base`` (the bundled tables by default)."""
+    tables = base or bundled_tables()
+    update: dict[str, Any] = {}
+    new_pools = dict(tables.pools)
+    if pools is not None:
+        given = parse_override({"pools": dict(pools)}, f"{pool_source} pool table")
+        new_pools = dict(given.pools)
+        update["pool_source"] = pool_source
+    locations = dict(tables.locations)
+    names = list(tables.overrides)
+    for index, raw in enumerate(overrides):
+        override = raw if isinstance(raw, Override) else parse_override(raw, f"override #{index + 1}")
+        _check_locations(tables, override)
+        new_pools.update(override.pools)
+        locations.update(override.locations)
+        names.append(override.name)
+    update.update(pools=new_pools, locations=locations, overrides=tuple(names))
+    return tables.model_copy(update=update)
