@@ -1,0 +1,90 @@
+"""bridge: move RunPod Serverless endpoints off the legacy GraphQL settings onto the REST API.
+
+The library is the same pipeline as the command line::
+
+    import bridge
+
+    snapshot = bridge.load_snapshot("fixtures/sample-account.json")
+    tables = bridge.build_tables(pools=snapshot.pools, overrides=[{"locations": {"EU": ["EU-RO-1"]}}])
+    plan = bridge.build_plan(snapshot.endpoints, tables)
+    bridge.render(plan, sys.stdout, "text")
+
+Names are imported on first use, so ``import bridge`` (and ``bridge --help``) stays fast.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0"
+
+_EXPORTS: dict[str, str] = {
+    "ApiError": "bridge.errors",
+    "AuthError": "bridge.errors",
+    "BridgeError": "bridge.errors",
+    "Change": "bridge.models",
+    "ConsentError": "bridge.errors",
+    "EndpointPlan": "bridge.models",
+    "Finding": "bridge.models",
+    "InputError": "bridge.errors",
+    "Intent": "bridge.translate",
+    "LegacyEndpoint": "bridge.models",
+    "Override": "bridge.tables",
+    "Plan": "bridge.models",
+    "RetiredError": "bridge.errors",
+    "Rule": "bridge.translate",
+    "Settings": "bridge.config",
+    "Snapshot": "bridge.snapshot",
+    "SnapshotError": "bridge.errors",
+    "TableError": "bridge.errors",
+    "Tables": "bridge.tables",
+    "Translation": "bridge.translate",
+    "analyse": "bridge.translate",
+    "build_plan": "bridge.plan",
+    "build_tables": "bridge.tables",
+    "bundled_tables": "bridge.tables",
+    "export_plan": "bridge.export",
+    "load_override": "bridge.tables",
+    "load_snapshot": "bridge.snapshot",
+    "parse_override": "bridge.tables",
+    "parse_snapshot": "bridge.snapshot",
+    "render": "bridge.report",
+    "translate": "bridge.translate",
+}
+
+__all__ = sorted([*_EXPORTS, "__version__"])
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'bridge' has no attribute {name!r}")
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return __all__
+
+
+if TYPE_CHECKING:
+    from bridge.config import Settings
+    from bridge.errors import (
+        ApiError,
+        AuthError,
+        BridgeError,
+        ConsentError,
+        InputError,
+        RetiredError,
+        SnapshotError,
+        TableError,
+    )
+    from bridge.export import export_plan
+    from bridge.models import Change, EndpointPlan, Finding, LegacyEndpoint, Plan
+    from bridge.plan import build_plan
+    from bridge.report import render
+    from bridge.snapshot import Snapshot, load_snapshot, parse_snapshot
+    from bridge.tables import Override, Tables, build_tables, bundled_tables, load_override, parse_override
+    from bridge.translate import Intent, Rule, Translation, analyse, translate

@@ -1,0 +1,55 @@
+"""The ``bridge`` command line: a thin click shell over the library.
+
+This package is the only place that imports click or prints. Commands live one per module and are
+loaded on first use, so ``bridge --help`` stays as fast as importing click (gql, httpx and pydantic
+are imported only by the commands that need them).
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+import click
+
+__all__ = ["main"]
+
+# command name -> (module, attribute, one-line help shown by `bridge --help`)
+_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "fetch": ("bridge.cli.fetch", "fetch", "Read the live account and write a snapshot."),
+    "plan": ("bridge.cli.plan", "plan", "Translate and report what would change (dry run)."),
+    "export": ("bridge.cli.plan", "export", "Write one REST body file per endpoint, plus plan.json."),
+    "apply": ("bridge.cli.apply", "apply", "Send the bodies of an exported plan."),
+    "migrate": ("bridge.cli.apply", "migrate", "One shot: fetch, plan, confirm, apply, verify."),
+    "rollback": ("bridge.cli.apply", "rollback", "Put back the REST fields a migration changed."),
+    "emulator": ("bridge.cli.emulator", "emulator", "Serve a local stand-in for the RunPod APIs."),
+}
+
+
+class _LazyGroup(click.Group):
+    """A group whose subcommands are imported only when they run (or their help is asked for)."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(_COMMANDS)
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        entry = _COMMANDS.get(cmd_name)
+        if entry is None:
+            return None
+        module = importlib.import_module(entry[0])
+        command: click.Command = getattr(module, entry[1])
+        return command
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        rows = [(name, help_) for name, (_, _, help_) in sorted(_COMMANDS.items())]
+        with formatter.section("Commands"):
+            formatter.write_dl(rows)
+
+
+@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(package_name="runpod-bridge", prog_name="bridge")
+def main(**_: Any) -> None:
+    """Move RunPod Serverless endpoints off the legacy GraphQL settings onto the REST API.
+
+    Start with a dry run on the bundled sample: bridge plan --from fixtures/sample-account.json
+    """

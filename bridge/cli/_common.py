@@ -1,0 +1,104 @@
+"""Options and error handling shared by the commands."""
+
+from __future__ import annotations
+
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TypeVar
+
+import click
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+TARGET = click.option(
+    "--target",
+    type=click.Choice(["v1", "v2"]),
+    default="v1",
+    show_default=True,
+    help="REST API version to write for (v1 is being retired by RunPod; v2 keeps pools and priority FlashBoot).",
+)
+MAPPINGS = click.option(
+    "--mappings",
+    "mappings",
+    multiple=True,
+    type=click.Path(dir_okay=False),
+    help="Override file ([pools], [locations]); repeatable, later files win.",
+)
+ENDPOINT = click.option("--endpoint", "endpoint_ids", multiple=True, help="Only this endpoint id; repeatable.")
+KEEP_FB = click.option(
+    "--keep-fb-suffix", is_flag=True, help="Keep a trailing -fb in endpoint names instead of removing it."
+)
+FROM = click.option(
+    "--from",
+    "from_file",
+    type=click.Path(dir_okay=False),
+    help="Read a snapshot file instead of the live account.",
+)
+DEBUG = click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+
+
+def connection_options(func: F) -> F:
+    """Options that say where the RunPod APIs are and which key to use (never the key itself)."""
+    options = [
+        click.option(
+            "--api-key-file",
+            type=click.Path(dir_okay=False),
+            help="File holding the API key (default: the RUNPOD_API_KEY variable).",
+        ),
+        click.option("--graphql-url", help="Legacy GraphQL URL [env RUNPOD_GRAPHQL_URL]."),
+        click.option("--rest-url", help="REST v1 base URL [env RUNPOD_REST_URL]."),
+        click.option("--rest-v2-url", help="REST v2 base URL [env RUNPOD_REST_V2_URL]."),
+        click.option(
+            "--concurrency", type=click.IntRange(1, 64), default=8, show_default=True, help="Requests in flight."
+        ),
+    ]
+    for option in reversed(options):
+        func = option(func)
+    return func
+
+
+def settings_from(kwargs: dict[str, Any]) -> Any:
+    """Build :class:`bridge.config.Settings` from the connection options."""
+    from bridge.config import Settings
+
+    return Settings.resolve(
+        api_key_file=kwargs.get("api_key_file"),
+        graphql_url=kwargs.get("graphql_url"),
+        rest_url=kwargs.get("rest_url"),
+        rest_v2_url=kwargs.get("rest_v2_url"),
+        concurrency=kwargs.get("concurrency") or 8,
+    )
+
+
+def fail(message: str, code: int) -> None:
+    """Print one line on stderr and exit with ``code``."""
+    click.echo(f"bridge: error: {message}", err=True)
+    sys.exit(code)
+
+
+def handle_errors(func: F) -> F:
+    """Turn library errors into one line on stderr and a documented exit code (no traceback)."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        from bridge.errors import BridgeError
+
+        debug = bool(kwargs.get("debug"))
+        try:
+            return func(*args, **kwargs)
+        except BridgeError as exc:
+            if debug:
+                raise
+            fail(str(exc), exc.exit_code)
+        except KeyboardInterrupt:
+            click.echo("bridge: interrupted", err=True)
+            sys.exit(130)
+        except (click.exceptions.Exit, click.ClickException, SystemExit):
+            raise
+        except Exception as exc:
+            if debug:
+                raise
+            fail(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for details)", 1)
+
+    return wrapper  # type: ignore[return-value]

@@ -1,0 +1,57 @@
+"""Export a plan: ``DIR/<endpoint id>.json`` holds the exact body of each unblocked endpoint, plus ``plan.json``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from bridge.errors import InputError
+from bridge.files import write_private
+from bridge.models import Plan
+
+__all__ = ["export_plan"]
+
+
+def export_plan(plan: Plan, out_dir: str | Path) -> list[Path]:
+    """Write the body files and ``plan.json`` (last) into ``out_dir``; return the paths written.
+
+    Every file is written atomically, so an interrupted export leaves no half-written file. Body files
+    of an earlier export into the same directory that the new plan no longer has are removed.
+    """
+    out = Path(out_dir)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out}: not a directory")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise InputError(f"{out}: cannot create the directory: {exc.strerror or exc}") from None
+    previous = _previous_ids(out / "plan.json")
+    written = []
+    keep = set()
+    try:
+        for ep in plan.endpoints:
+            if ep.status == "blocked":
+                continue
+            keep.add(ep.id)
+            text = json.dumps(ep.body, indent=2, ensure_ascii=False) + "\n"
+            written.append(write_private(out / f"{_safe_name(ep.id)}.json", text))
+        for stale in previous - keep:
+            (out / f"{_safe_name(stale)}.json").unlink(missing_ok=True)
+        written.append(write_private(out / "plan.json", plan.to_json()))
+    except OSError as exc:
+        raise InputError(f"{out}: cannot write: {exc.strerror or exc}") from None
+    return written
+
+
+def _safe_name(endpoint_id: str) -> str:
+    if not endpoint_id or "/" in endpoint_id or "\\" in endpoint_id or endpoint_id.startswith(".") or "\0" in endpoint_id:
+        raise InputError(f"endpoint id {endpoint_id!r} cannot be used as a file name")
+    return endpoint_id
+
+
+def _previous_ids(path: Path) -> set[str]:
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+        return {ep["id"] for ep in doc["endpoints"] if ep.get("status") != "blocked" and isinstance(ep.get("id"), str)}
+    except (OSError, ValueError, KeyError, TypeError):
+        return set()

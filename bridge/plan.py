@@ -1,0 +1,138 @@
+"""Build a plan: translate every endpoint, compare with REST state, set statuses and fingerprints (SPEC §6)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime, timezone
+from typing import Any
+
+from bridge.models import Change, EndpointPlan, Finding, LegacyEndpoint, Plan, PlanSummary, PlanTables, Target
+from bridge.tables import Tables
+from bridge.target import RestTarget, diff, fingerprint, get_target
+from bridge.translate import Rule, analyse
+
+__all__ = ["build_plan", "plan_endpoint", "timestamp"]
+
+# Where each body field came from in the legacy record, for changes made against legacy values.
+_LEGACY_FIELD = {
+    "gpuTypeIds": "gpuIds",
+    "dataCenterIds": "locations",
+    "flashboot": "flashBootType",
+    "cpuFlavorIds": "instanceIds",
+    "vcpuCount": "instanceIds",
+}
+
+
+def timestamp(now: datetime | None = None) -> str:
+    """Return an ISO 8601 UTC time; ``SOURCE_DATE_EPOCH`` makes it reproducible."""
+    if now is None:
+        epoch = os.environ.get("SOURCE_DATE_EPOCH")
+        now = datetime.fromtimestamp(int(epoch), timezone.utc) if epoch else datetime.now(timezone.utc)
+    return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _legacy_value(ep: LegacyEndpoint, key: str) -> Any:
+    if key == "networkVolumeIds":
+        return [ref.networkVolumeId for ref in ep.networkVolumeIds or ()]
+    if key == "allowedCudaVersions" and isinstance(ep.allowedCudaVersions, str):
+        return [v.strip() for v in ep.allowedCudaVersions.split(",") if v.strip()]
+    return getattr(ep, _LEGACY_FIELD.get(key, key), None)
+
+
+def legacy_changes(ep: LegacyEndpoint, body: Mapping[str, Any]) -> list[Change]:
+    """Changes of ``body`` against the legacy record (used when no REST state is known)."""
+    changes = []
+    for key, value in body.items():
+        before = _legacy_value(ep, key)
+        if before != value:
+            changes.append(Change(field=key, from_=before, to=value))
+    return changes
+
+
+def plan_endpoint(
+    ep: LegacyEndpoint,
+    tables: Tables,
+    target: RestTarget,
+    *,
+    state: Mapping[str, Any] | None = None,
+    keep_fb_suffix: bool = False,
+    rules: Sequence[Rule] = (),
+) -> EndpointPlan:
+    """Plan one endpoint: translate, run custom rules, compare with ``state`` when given."""
+    translation = target.build(analyse(ep, tables, keep_fb_suffix=keep_fb_suffix), tables)
+    body, findings = translation.body, list(translation.findings)
+    if rules:
+        for rule in rules:
+            body, extra = rule(ep, dict(body))
+            findings.extend(extra)
+        findings.extend(target.check_body(body, tables))
+    blocked = any(f.severity == "error" for f in findings)
+    normalized = target.normalize_state(state) if state is not None else None
+    if blocked:
+        return EndpointPlan(
+            id=ep.id,
+            name=ep.name,
+            status="blocked",
+            body={},
+            changes=[],
+            fingerprint=fingerprint(normalized, target.set_fields) if normalized is not None else None,
+            findings=findings,
+        )
+    if normalized is None:
+        return EndpointPlan(
+            id=ep.id,
+            name=ep.name,
+            status="update",
+            body=body,
+            changes=legacy_changes(ep, body),
+            fingerprint=None,
+            findings=findings,
+        )
+    changes = diff(body, normalized, target.set_fields)
+    return EndpointPlan(
+        id=ep.id,
+        name=ep.name,
+        status="update" if changes else "unchanged",
+        body=body,
+        changes=changes,
+        fingerprint=fingerprint(normalized, target.set_fields),
+        findings=findings,
+    )
+
+
+def build_plan(
+    endpoints: Iterable[LegacyEndpoint],
+    tables: Tables,
+    *,
+    target: Target = "v1",
+    rest_state: Mapping[str, Mapping[str, Any]] | None = None,
+    keep_fb_suffix: bool = False,
+    rules: Sequence[Rule] = (),
+    generated_at: str | None = None,
+    extra_findings: Mapping[str, Sequence[Finding]] | None = None,
+) -> Plan:
+    """Plan every endpoint for ``target``. ``rest_state`` maps endpoint id to its REST read, when known.
+
+    ``rules`` run after the built-in rules, in order; each gets the legacy endpoint and the draft body
+    and returns the new body and any findings. Bodies changed by rules are checked against the target's
+    update schema again.
+    """
+    spec = get_target(target)
+    plans = []
+    for ep in endpoints:
+        state = rest_state.get(ep.id) if rest_state is not None else None
+        plan = plan_endpoint(ep, tables, spec, state=state, keep_fb_suffix=keep_fb_suffix, rules=rules)
+        if extra_findings and ep.id in extra_findings:
+            plan = plan.model_copy(update={"findings": [*plan.findings, *extra_findings[ep.id]]})
+        plans.append(plan)
+    counts = {"update": 0, "unchanged": 0, "blocked": 0}
+    for plan in plans:
+        counts[plan.status] += 1
+    return Plan(
+        target=target,
+        generated_at=generated_at or timestamp(),
+        tables=PlanTables(gpu_pools=tables.pool_source, overrides=list(tables.overrides)),
+        endpoints=plans,
+        summary=PlanSummary(endpoints=len(plans), **counts),
+    )

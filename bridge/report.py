@@ -1,0 +1,125 @@
+"""Render a plan as text, JSON or Markdown onto a stream the caller hands in."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any, TextIO
+
+from bridge.models import EndpointPlan, Finding, Plan
+
+__all__ = ["FORMATS", "render", "render_json", "render_markdown", "render_text"]
+
+_SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
+_TARGET_NAME = {"v1": "REST v1", "v2": "REST v2"}
+
+
+def _value(value: Any) -> str:
+    if value is None:
+        return "(not set)"
+    if isinstance(value, list):
+        return "[" + ", ".join(_value(v) if not isinstance(v, str) else v for v in value) + "]"
+    if isinstance(value, str):
+        return json.dumps(value, ensure_ascii=False)
+    return json.dumps(value, ensure_ascii=False, sort_keys=True)
+
+
+def _findings(ep: EndpointPlan) -> list[Finding]:
+    return sorted(ep.findings, key=lambda f: _SEVERITY_ORDER[f.severity])
+
+
+def _headline(plan: Plan) -> str:
+    s = plan.summary
+    return (
+        f"{s.endpoints} endpoints: {s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked"
+    )
+
+
+def _tables_line(plan: Plan) -> str:
+    pools = {
+        "bundled": "bundled table (no live or snapshot pools: membership may be out of date)",
+        "snapshot": "from the snapshot",
+        "live": "read live",
+    }[plan.tables.gpu_pools]
+    overrides = ", ".join(plan.tables.overrides) or "none"
+    return f"GPU pools: {pools}; overrides: {overrides}"
+
+
+def _label(ep: EndpointPlan) -> str:
+    return f"{ep.id}  {json.dumps(ep.name, ensure_ascii=False)}" if ep.name is not None else ep.id
+
+
+def render_text(plan: Plan, fh: TextIO) -> None:
+    """Write a report readable at a glance: summary first, blocked endpoints impossible to miss."""
+    w = fh.write
+    w(f"bridge plan for {_TARGET_NAME[plan.target]} ({plan.generated_at})\n")
+    w(f"{_headline(plan)}\n")
+    w(f"{_tables_line(plan)}\n")
+    groups = [
+        ("blocked", "BLOCKED: nothing will be sent for these until the errors are fixed"),
+        ("update", "UPDATE"),
+        ("unchanged", "UNCHANGED: already as planned, nothing will be sent"),
+    ]
+    for status, title in groups:
+        members = [ep for ep in plan.endpoints if ep.status == status]
+        if not members:
+            continue
+        w(f"\n{title} ({len(members)})\n")
+        for ep in members:
+            mark = {"blocked": "!!", "update": "->", "unchanged": "=="}[status]
+            w(f"  {mark} {_label(ep)}\n")
+            if status == "update":
+                width = max((len(c.field) for c in ep.changes), default=0)
+                for change in ep.changes:
+                    w(f"       {change.field.ljust(width)}  {_value(change.from_)} -> {_value(change.to)}\n")
+            if status != "unchanged":
+                for finding in _findings(ep):
+                    if finding.code == "field-not-carried":
+                        continue
+                    w(f"       {finding.severity}: {finding.code} ({finding.field}): {finding.message}\n")
+                kept = [f.field for f in ep.findings if f.code == "field-not-carried"]
+                if kept:
+                    w(f"       info: not carried, left as they are: {', '.join(kept)}\n")
+    if plan.summary.blocked:
+        w(f"\n{plan.summary.blocked} endpoint(s) BLOCKED. Fix the errors above or add --mappings overrides.\n")
+
+
+def render_json(plan: Plan, fh: TextIO) -> None:
+    """Write the plan as JSON (SPEC §6)."""
+    fh.write(plan.to_json())
+
+
+def _md(text: str) -> str:
+    return text.replace("|", "\\|").replace("\n", " ")
+
+
+def render_markdown(plan: Plan, fh: TextIO) -> None:
+    """Write the plan as Markdown, for pasting into a pull request."""
+    w = fh.write
+    w(f"## bridge plan for {_TARGET_NAME[plan.target]}\n\n")
+    w(f"**{_headline(plan)}** · {_md(_tables_line(plan))} · generated {plan.generated_at}\n\n")
+    w("| status | endpoint | name | changes | findings |\n| --- | --- | --- | --- | --- |\n")
+    order = {"blocked": 0, "update": 1, "unchanged": 2}
+    for ep in sorted(plan.endpoints, key=lambda e: order[e.status]):
+        status = "**BLOCKED**" if ep.blocked else ep.status
+        changes = "<br>".join(
+            f"`{c.field}`: {_md(_value(c.from_))} → {_md(_value(c.to))}" for c in ep.changes
+        )
+        findings = "<br>".join(
+            f"{f.severity} `{f.code}`: {_md(f.message)}"
+            for f in _findings(ep)
+            if f.code != "field-not-carried"
+        )
+        w(f"| {status} | `{ep.id}` | {_md(ep.name or '')} | {changes} | {findings} |\n")
+
+
+FORMATS: dict[str, Callable[[Plan, TextIO], None]] = {
+    "text": render_text,
+    "json": render_json,
+    "markdown": render_markdown,
+}
+
+
+def render(plan: Plan, fh: TextIO, fmt: str = "text") -> None:
+    """Render ``plan`` in format ``fmt`` (text, json or markdown) onto ``fh``."""
+    FORMATS[fmt](plan, fh)

@@ -1,0 +1,184 @@
+"""REST targets: how a plan's body is built, checked and compared with REST state, per API version.
+
+A :class:`Target` is the small protocol the plan, report and apply engine rely on, so that they stay
+the same for REST v1 (the default) and v2. Writes and reads live in :mod:`bridge.rest`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from typing import Any, Protocol
+
+from bridge.models import Change, Finding, Target
+from bridge.tables import Tables
+from bridge.translate import Intent, Translation, to_v1_body
+
+__all__ = ["V1", "RestTarget", "get_target"]
+
+
+class RestTarget(Protocol):
+    """What the plan needs to know about one REST API version."""
+
+    name: Target
+    set_fields: frozenset[str]
+
+    def build(self, intent: Intent, tables: Tables) -> Translation:
+        """Encode a translated intent as this target's update body."""
+        ...
+
+    def check_body(self, body: Mapping[str, Any], tables: Tables) -> list[Finding]:
+        """Return an error finding for every key or value the update schema does not allow."""
+        ...
+
+    def normalize_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        """Return the REST read of an endpoint in the body's vocabulary (only fields it can compare)."""
+        ...
+
+
+def diff(body: Mapping[str, Any], state: Mapping[str, Any], set_fields: frozenset[str]) -> list[Change]:
+    """Fields of ``body`` whose value differs from ``state``; a field the state lacks is skipped."""
+    changes: list[Change] = []
+    for key, want in body.items():
+        if key not in state:
+            continue
+        have = state[key]
+        if key in set_fields and isinstance(want, list) and isinstance(have, list):
+            if set(map(_hashable, want)) == set(map(_hashable, have)):
+                continue
+        elif want == have:
+            continue
+        changes.append(Change(field=key, from_=have, to=want))
+    return changes
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def fingerprint(normalized: Mapping[str, Any], set_fields: frozenset[str]) -> str:
+    """Return ``sha256:<hex>`` of a normalized REST state (set fields sorted, keys sorted)."""
+    canonical = {
+        key: sorted(value, key=lambda v: json.dumps(v, sort_keys=True))
+        if key in set_fields and isinstance(value, list)
+        else value
+        for key, value in normalized.items()
+    }
+    digest = hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return f"sha256:{digest}"
+
+
+def _split_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+_V1_FIELDS = {
+    "allowedCudaVersions": list,
+    "cpuFlavorIds": list,
+    "dataCenterIds": list,
+    "executionTimeoutMs": int,
+    "flashboot": bool,
+    "gpuCount": int,
+    "gpuTypeIds": list,
+    "idleTimeout": int,
+    "minCudaVersion": str,
+    "name": str,
+    "networkVolumeId": str,
+    "networkVolumeIds": list,
+    "scalerType": str,
+    "scalerValue": int,
+    "templateId": str,
+    "vcpuCount": int,
+    "workersMax": int,
+    "workersMin": int,
+}
+_V1_MINIMUM = {"gpuCount": 1, "idleTimeout": 1, "scalerValue": 1, "workersMax": 0, "workersMin": 0, "vcpuCount": 1}
+
+
+class _V1:
+    """REST v1: ``POST /endpoints/{id}/update`` with an ``EndpointUpdateInput`` body."""
+
+    name: Target = "v1"
+    set_fields = frozenset({"gpuTypeIds", "dataCenterIds", "cpuFlavorIds", "allowedCudaVersions", "networkVolumeIds"})
+
+    def build(self, intent: Intent, tables: Tables) -> Translation:
+        return to_v1_body(intent, tables)
+
+    def check_body(self, body: Mapping[str, Any], tables: Tables) -> list[Finding]:
+        problems: list[str] = []
+        for key, value in body.items():
+            kind = _V1_FIELDS.get(key)
+            if kind is None:
+                problems.append(f"{key} is not a REST v1 update field")
+            elif value is None:
+                problems.append(f"{key} is null")
+            elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+                problems.append(f"{key} {value!r} is not an integer")
+            elif not isinstance(value, kind):
+                problems.append(f"{key} {value!r} is not a {kind.__name__}")
+            elif kind is int and value < _V1_MINIMUM.get(key, value):
+                problems.append(f"{key} {value} is below {_V1_MINIMUM[key]}")
+            elif key == "idleTimeout" and value > 3600:
+                problems.append(f"idleTimeout {value} is above 3600")
+            elif key == "name" and len(value) > 191:
+                problems.append("name is longer than 191 characters")
+            elif kind is list and not all(isinstance(item, str) for item in value):
+                problems.append(f"{key} must be a list of strings")
+            else:
+                allowed = {
+                    "dataCenterIds": tables.data_centers,
+                    "cpuFlavorIds": tables.cpu_flavors,
+                    "allowedCudaVersions": tables.cuda_versions,
+                }.get(key)
+                if key in ("minCudaVersion", "scalerType"):
+                    allowed = tables.cuda_versions if key == "minCudaVersion" else tables.scaler_types
+                    if value not in allowed:
+                        problems.append(f"{key} {value!r} is not one of {', '.join(allowed)}")
+                elif allowed is not None and any(item not in allowed for item in value):
+                    problems.append(f"{key} has a value outside the REST v1 list")
+        return [
+            Finding(severity="error", code="field-out-of-range", field=p.split(" ", 1)[0], message=p)
+            for p in problems
+        ]
+
+    def normalize_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        out = {key: state[key] for key in _V1_FIELDS if key in state and state[key] is not None}
+        for key in ("dataCenterIds", "allowedCudaVersions", "gpuTypeIds", "cpuFlavorIds", "networkVolumeIds"):
+            if key in out:
+                out[key] = _split_list(out[key])
+        instances = state.get("instanceIds")
+        if instances and isinstance(instances, list) and "cpuFlavorIds" not in out:
+            parsed = [str(i).split("-") for i in instances]
+            out["cpuFlavorIds"] = list(dict.fromkeys(p[0] for p in parsed))
+            vcpus = {int(p[1]) for p in parsed if len(p) == 3 and p[1].isdigit()}
+            if vcpus and "vcpuCount" not in out:
+                out["vcpuCount"] = max(vcpus)
+        if state.get("computeType") == "CPU" or instances:
+            out.pop("gpuTypeIds", None)
+            out.pop("gpuCount", None)
+        return out
+
+
+V1: RestTarget = _V1()
+
+_TARGETS: dict[str, RestTarget] = {"v1": V1}
+
+
+def register_target(target: RestTarget) -> None:
+    """Make ``target`` available to :func:`get_target` under its name."""
+    _TARGETS[target.name] = target
+
+
+def get_target(name: str) -> RestTarget:
+    """Return the target called ``name`` (``v1`` or ``v2``)."""
+    if name == "v2" and "v2" not in _TARGETS:
+        import bridge.target_v2  # noqa: F401  (registers itself)
+    try:
+        return _TARGETS[name]
+    except KeyError:
+        raise ValueError(f"unknown target {name!r}: use v1 or v2") from None

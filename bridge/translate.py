@@ -1,0 +1,395 @@
+"""Pure translation: a legacy endpoint and the tables in, a REST update body and findings out (SPEC §4).
+
+No network, no files, no clock. :func:`analyse` reads the legacy encodings into target-neutral
+:class:`Intent`; :func:`to_v1_body` writes a REST v1 ``EndpointUpdateInput`` from it and adds the
+findings only v1 has (v1 cannot say "priority FlashBoot" or give each CPU flavor its own vCPU count).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from bridge.models import Finding, LegacyEndpoint, Severity
+from bridge.tables import Tables
+
+__all__ = [
+    "NOT_CARRIED",
+    "Intent",
+    "Rule",
+    "Translation",
+    "analyse",
+    "to_v1_body",
+    "translate",
+]
+
+Rule = Callable[[LegacyEndpoint, dict[str, Any]], "tuple[dict[str, Any], Iterable[Finding]]"]
+"""A custom rule: gets the legacy endpoint and the draft body, returns the new body and any findings."""
+
+FLASHBOOT_MODES = ("OFF", "FLASHBOOT", "PRIORITY_FLASHBOOT")
+
+# Legacy fields with no REST v1 update field. They stay on the endpoint as they are (v1 updates are partial).
+NOT_CARRIED = (
+    "type",
+    "workersStandby",
+    "workersPFBTarget",
+    "modelReferences",
+    "compliance",
+    "env",
+    "aiKey",
+    "hubReleaseId",
+)
+
+_FB_SUFFIX = re.compile(r"\s*-fb\Z", re.IGNORECASE)
+_CPU_INSTANCE = re.compile(r"([a-z][a-z0-9]*)-([1-9][0-9]*)-([1-9][0-9]*)\Z")
+_NAME_MAX = 191
+_IDLE_RANGE = (1, 3600)
+
+
+@dataclass(slots=True)
+class Intent:
+    """What a legacy endpoint means, before any REST encoding."""
+
+    findings: list[Finding] = field(default_factory=list)
+    name: str | None = None
+    flashboot: str = "OFF"
+    cpu: list[tuple[str, int]] | None = None  # (flavor, vCPUs) per legacy instance id, in order
+    pools: list[str] = field(default_factory=list)  # positive pool tokens, in order
+    excluded: list[str] = field(default_factory=list)  # excluded GPU types, in order
+    gpu_types: list[str] = field(default_factory=list)  # pools expanded, minus exclusions
+    data_centers: list[str] | None = None  # None = anywhere
+    settings: dict[str, Any] = field(default_factory=dict)  # pass-through values, already checked
+
+    def add(self, severity: Severity, code: str, field_: str, message: str) -> None:
+        self.findings.append(Finding(severity=severity, code=code, field=field_, message=message))
+
+    @property
+    def blocked(self) -> bool:
+        return any(f.severity == "error" for f in self.findings)
+
+
+@dataclass(frozen=True, slots=True)
+class Translation:
+    """A REST update body and what translation found. ``blocked`` bodies are never sent."""
+
+    body: dict[str, Any]
+    findings: list[Finding]
+
+    @property
+    def blocked(self) -> bool:
+        return any(f.severity == "error" for f in self.findings)
+
+
+def _split(value: str) -> list[str]:
+    return [token for token in (part.strip() for part in value.split(",")) if token]
+
+
+def _dedupe(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _gpu(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
+    candidates: list[str] = []
+    excluded: list[str] = []
+    for token in _split(ep.gpuIds or ""):
+        if token.startswith("-"):
+            excluded.append(token[1:].strip())
+            continue
+        intent.pools.append(token)
+        members = tables.pools.get(token)
+        if members is not None:
+            candidates.extend(members)
+        elif token in tables.gpu_types or token in tables.pool_of:
+            intent.add(
+                "warning",
+                "gpu-type-as-pool",
+                "gpuIds",
+                f"{token!r} is a GPU type, not a pool: kept as that one GPU type",
+            )
+            candidates.append(token)
+        else:
+            intent.add("error", "unknown-gpu-pool", "gpuIds", f"{token!r} is not a known GPU pool")
+    intent.excluded = _dedupe(excluded)
+    selected = set(candidates)
+    for gpu_type in intent.excluded:
+        if gpu_type not in selected:
+            intent.add(
+                "warning",
+                "exclusion-not-in-pools",
+                "gpuIds",
+                f"excluded GPU type {gpu_type!r} is in none of the selected pools",
+            )
+    drop = set(intent.excluded)
+    intent.gpu_types = _dedupe(t for t in candidates if t not in drop)
+    if not intent.gpu_types:
+        intent.add(
+            "error",
+            "no-gpu-types",
+            "gpuIds",
+            f"gpuIds {ep.gpuIds or ''!r} leaves no GPU type to run on",
+        )
+
+
+def _cpu(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
+    instances: list[tuple[str, int]] = []
+    for instance in ep.instanceIds or ():
+        match = _CPU_INSTANCE.match(instance.strip())
+        if match is None or match.group(1) not in tables.cpu_flavors:
+            intent.add(
+                "error",
+                "unknown-cpu-instance",
+                "instanceIds",
+                f"{instance!r} is not a CPU instance FLAVOR-VCPU-MEMORY with a known flavor "
+                f"({', '.join(tables.cpu_flavors)})",
+            )
+            continue
+        instances.append((match.group(1), int(match.group(2))))
+    intent.cpu = list(dict.fromkeys(instances))
+    if (ep.gpuIds or "").strip():
+        intent.add(
+            "warning",
+            "gpu-ids-ignored",
+            "gpuIds",
+            f"CPU endpoint: gpuIds {ep.gpuIds!r} is ignored",
+        )
+
+
+def _locations(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
+    raw = ep.locations
+    if raw is None or not raw.strip():
+        return
+    found: list[str] = []
+    for token in _split(raw):
+        if token in tables.data_centers:
+            found.append(token)
+            continue
+        expansion = tables.locations.get(token)
+        if expansion is None:
+            expansion = tables.countries.get(token)
+        if expansion is None:
+            intent.add("error", "unknown-location", "locations", f"{token!r} is not a known location")
+        elif not expansion:
+            intent.add(
+                "warning",
+                "location-without-data-center",
+                "locations",
+                f"{token!r} has no REST data center: it adds none",
+            )
+        found.extend(expansion or ())
+    intent.data_centers = _dedupe(found)
+    if not intent.data_centers:
+        intent.add(
+            "error",
+            "no-data-centers",
+            "locations",
+            f"locations {raw!r} leaves no data center (an empty list would mean anywhere)",
+        )
+
+
+def _flashboot(ep: LegacyEndpoint, keep_fb_suffix: bool, intent: Intent) -> None:
+    name = ep.name
+    suffix = _FB_SUFFIX.search(name) if name else None
+    mode = ep.flashBootType
+    if mode is None:
+        intent.flashboot = "FLASHBOOT" if suffix else "OFF"
+    elif mode in FLASHBOOT_MODES:
+        intent.flashboot = mode
+        if suffix and mode == "OFF":
+            intent.add(
+                "warning",
+                "flashboot-conflict",
+                "flashBootType",
+                "the name ends in -fb but flashBootType is OFF: flashBootType wins (FlashBoot off)",
+            )
+    else:
+        intent.add(
+            "error",
+            "field-out-of-range",
+            "flashBootType",
+            f"flashBootType {mode!r} is not one of {', '.join(FLASHBOOT_MODES)}",
+        )
+    if name and suffix and not keep_fb_suffix:
+        stripped = name[: suffix.start()]
+        if stripped.strip():
+            intent.add(
+                "info",
+                "fb-suffix-stripped",
+                "name",
+                f"the FlashBoot name suffix is removed: {name!r} -> {stripped!r}",
+            )
+            name = stripped
+        else:
+            intent.add(
+                "warning",
+                "fb-suffix-kept",
+                "name",
+                f"name {name!r} would be empty without its -fb suffix: kept as it is",
+            )
+    if name is not None and len(name) > _NAME_MAX:
+        intent.add("error", "field-out-of-range", "name", f"name is {len(name)} characters, more than {_NAME_MAX}")
+    intent.name = name or None
+
+
+def _int_setting(
+    intent: Intent, key: str, value: Any, low: int | None, high: int | None = None
+) -> None:
+    if value is None:
+        return
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low) or (
+        high is not None and value > high
+    ):
+        bounds = f"at least {low}" if high is None else f"from {low} to {high}"
+        intent.add("error", "field-out-of-range", key, f"{key} {value!r} is out of range: it must be an integer {bounds}")
+        return
+    intent.settings[key] = value
+
+
+def _enum_setting(intent: Intent, key: str, value: str | None, allowed: Sequence[str]) -> None:
+    if value is None or value == "":
+        return
+    if value not in allowed:
+        intent.add("error", "field-out-of-range", key, f"{key} {value!r} is not one of {', '.join(allowed)}")
+        return
+    intent.settings[key] = value
+
+
+def _settings(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
+    if ep.templateId:
+        intent.settings["templateId"] = ep.templateId
+    _int_setting(intent, "idleTimeout", ep.idleTimeout, *_IDLE_RANGE)
+    _enum_setting(intent, "scalerType", ep.scalerType, tables.scaler_types)
+    _int_setting(intent, "scalerValue", ep.scalerValue, 1)
+    _int_setting(intent, "workersMin", ep.workersMin, 0)
+    _int_setting(intent, "workersMax", ep.workersMax, 0)
+    _int_setting(intent, "executionTimeoutMs", ep.executionTimeoutMs, None)
+    _enum_setting(intent, "minCudaVersion", ep.minCudaVersion, tables.cuda_versions)
+    if intent.cpu is None:
+        _int_setting(intent, "gpuCount", ep.gpuCount, 1)
+    cuda = ep.allowedCudaVersions
+    versions = _split(cuda) if isinstance(cuda, str) else [v.strip() for v in cuda or () if v.strip()]
+    bad = [v for v in versions if v not in tables.cuda_versions]
+    if bad:
+        intent.add(
+            "error",
+            "field-out-of-range",
+            "allowedCudaVersions",
+            f"allowedCudaVersions {', '.join(map(repr, bad))} not among {', '.join(tables.cuda_versions)}",
+        )
+    elif versions:
+        intent.settings["allowedCudaVersions"] = _dedupe(versions)
+    if ep.networkVolumeId:
+        intent.settings["networkVolumeId"] = ep.networkVolumeId
+    volumes = _dedupe(ref.networkVolumeId for ref in ep.networkVolumeIds or () if ref.networkVolumeId)
+    if volumes:
+        intent.settings["networkVolumeIds"] = volumes
+    low, high = intent.settings.get("workersMin"), intent.settings.get("workersMax")
+    if low is not None and high is not None and low > high:
+        intent.add(
+            "error",
+            "workers-min-exceeds-max",
+            "workersMin",
+            f"workersMin {low} is greater than workersMax {high}",
+        )
+
+
+def _not_carried(ep: LegacyEndpoint, intent: Intent) -> None:
+    for key in NOT_CARRIED:
+        value = getattr(ep, key)
+        if value is None or value == "" or value == [] or value == {}:
+            continue
+        intent.add(
+            "info",
+            "field-not-carried",
+            key,
+            f"{key} has no REST update field: it stays on the endpoint as it is",
+        )
+
+
+def analyse(ep: LegacyEndpoint, tables: Tables, *, keep_fb_suffix: bool = False) -> Intent:
+    """Read a legacy endpoint's encodings into a target-neutral :class:`Intent` with its findings."""
+    intent = Intent()
+    _flashboot(ep, keep_fb_suffix, intent)
+    if ep.instanceIds:
+        _cpu(ep, tables, intent)
+    else:
+        _gpu(ep, tables, intent)
+    _locations(ep, tables, intent)
+    _settings(ep, tables, intent)
+    _not_carried(ep, intent)
+    return intent
+
+
+def to_v1_body(intent: Intent, tables: Tables) -> Translation:
+    """Encode an :class:`Intent` as a REST v1 ``EndpointUpdateInput`` body, adding v1-only findings."""
+    findings = list(intent.findings)
+    body: dict[str, Any] = {}
+    if intent.name is not None:
+        body["name"] = intent.name
+    settings = intent.settings
+    if "templateId" in settings:
+        body["templateId"] = settings["templateId"]
+    body["flashboot"] = intent.flashboot != "OFF"
+    if intent.flashboot == "PRIORITY_FLASHBOOT":
+        findings.append(
+            Finding(
+                severity="warning",
+                code="flashboot-priority-lost",
+                field="flashBootType",
+                message="PRIORITY_FLASHBOOT has no REST v1 form: sent as flashboot true (use --target v2 to keep it)",
+            )
+        )
+    if intent.cpu is not None:
+        body["cpuFlavorIds"] = _dedupe(flavor for flavor, _ in intent.cpu)
+        counts = _dedupe(str(vcpus) for _, vcpus in intent.cpu)
+        if counts:
+            body["vcpuCount"] = max(vcpus for _, vcpus in intent.cpu)
+        if len(counts) > 1:
+            findings.append(
+                Finding(
+                    severity="warning",
+                    code="cpu-vcpu-mismatch",
+                    field="instanceIds",
+                    message=f"instance ids ask for {', '.join(counts)} vCPUs; REST v1 takes one vcpuCount: "
+                    f"{body['vcpuCount']} is kept",
+                )
+            )
+    else:
+        body["gpuTypeIds"] = intent.gpu_types
+        for gpu_type in intent.gpu_types:
+            if gpu_type not in tables.gpu_types:
+                findings.append(
+                    Finding(
+                        severity="warning",
+                        code="gpu-type-not-in-rest-enum",
+                        field="gpuTypeIds",
+                        message=f"{gpu_type!r} is not in the REST v1 GPU type list: kept, the server may refuse it",
+                    )
+                )
+        if "gpuCount" in settings:
+            body["gpuCount"] = settings["gpuCount"]
+    if intent.data_centers is not None:
+        body["dataCenterIds"] = intent.data_centers
+    for key in (
+        "allowedCudaVersions",
+        "minCudaVersion",
+        "networkVolumeId",
+        "networkVolumeIds",
+        "idleTimeout",
+        "scalerType",
+        "scalerValue",
+        "workersMin",
+        "workersMax",
+        "executionTimeoutMs",
+    ):
+        if key in settings:
+            body[key] = settings[key]
+    return Translation(body=body, findings=findings)
+
+
+def translate(ep: LegacyEndpoint, tables: Tables, *, keep_fb_suffix: bool = False) -> Translation:
+    """Translate one legacy endpoint into a REST v1 update body and findings (SPEC §4)."""
+    return to_v1_body(analyse(ep, tables, keep_fb_suffix=keep_fb_suffix), tables)
