@@ -103,6 +103,8 @@ def load_snapshot(path: str | Path) -> Snapshot:
     try:
         doc = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        if text.lstrip()[:1] == b"<":
+            raise SnapshotError(f"{path}: an HTML page, not a JSON snapshot (saved from an error page?)") from None
         raise SnapshotError(f"{path}: not valid JSON: {exc}") from None
     except RecursionError:
         raise SnapshotError(f"{path}: not valid JSON: nested too deeply") from None

@@ -172,6 +172,12 @@ def _pydantic_message(err: Any) -> str:
         return "unknown key"
     if err["type"] == "missing":
         return "missing"
+    if err["type"] == "value_error":
+        return str(err["ctx"]["error"])
+    if err["type"] in ("tuple_type", "list_type"):
+        return "expected a list of strings"
+    if err["type"] in ("dict_type", "model_type"):
+        return "expected a table"
     return str(err["msg"])
 
 

@@ -1,0 +1,66 @@
+"""Renderers against whole golden outputs. Regenerate with: BRIDGE_UPDATE_GOLDEN=1 pytest tests/test_report.py"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+
+import pytest
+from helpers import FIXTURES, SAMPLE, SECRET_MARK, sample_tables
+
+from bridge.models import Plan
+from bridge.plan import build_plan
+from bridge.report import render
+from bridge.snapshot import load_snapshot
+
+GOLDEN = FIXTURES / "golden"
+WHEN = "2026-11-22T10:00:00Z"
+SUFFIX = {"text": "txt", "json": "json", "markdown": "md"}
+
+
+def sample_plan(target: str = "v1") -> Plan:
+    """Plan the sample account at a fixed time."""
+    return build_plan(load_snapshot(SAMPLE).endpoints, sample_tables(), target=target, generated_at=WHEN)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_golden_report(fmt: str) -> None:
+    """Each renderer's whole output for the sample account equals its golden file."""
+    out = io.StringIO()
+    render(sample_plan(), out, fmt)
+    path = GOLDEN / f"sample-plan.{SUFFIX[fmt]}"
+    if os.environ.get("BRIDGE_UPDATE_GOLDEN"):
+        path.write_text(out.getvalue())
+    assert out.getvalue() == path.read_text()
+
+
+def test_json_plan_follows_spec_shape() -> None:
+    """The JSON plan has exactly SPEC §6's keys, in order, and round-trips through the model."""
+    doc = json.loads(sample_plan().to_json())
+    assert list(doc) == ["format_version", "target", "generated_at", "tables", "endpoints", "summary"]
+    assert doc["format_version"] == 1 and doc["target"] == "v1" and doc["generated_at"] == WHEN
+    assert doc["tables"] == {"gpu_pools": "snapshot", "overrides": []}
+    first = doc["endpoints"][0]
+    assert list(first) == ["id", "name", "status", "body", "changes", "fingerprint", "findings"]
+    assert first["changes"][0] == {"field": "name", "from": "Generated Endpoint -fb", "to": "Generated Endpoint"}
+    assert list(first["findings"][0]) == ["severity", "code", "field", "message"]
+    assert doc["summary"] == {"endpoints": 16, "update": 10, "unchanged": 0, "blocked": 6}
+    assert Plan.model_validate(doc) == sample_plan()
+
+
+def test_blocked_endpoints_lead_the_text_report() -> None:
+    """Blocked endpoints come first in the text report and the last line counts them."""
+    out = io.StringIO()
+    render(sample_plan(), out, "text")
+    text = out.getvalue()
+    assert text.index("BLOCKED") < text.index("UPDATE (")
+    assert text.rstrip().endswith("6 endpoint(s) BLOCKED. Fix the errors above or add --mappings overrides.")
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_no_secret_in_any_report(fmt: str) -> None:
+    """No aiKey or env value of the sample reaches any report."""
+    out = io.StringIO()
+    render(sample_plan(), out, fmt)
+    assert SECRET_MARK not in out.getvalue()
