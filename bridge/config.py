@@ -44,7 +44,9 @@ class Settings:
             try:
                 key = path.read_text(encoding="utf-8").strip()
             except (OSError, UnicodeDecodeError) as exc:
-                raise InputError(f"{path}: cannot read the API key file: {getattr(exc, 'strerror', None) or exc}") from None
+                raise InputError(
+                    f"{path}: cannot read the API key file: {getattr(exc, 'strerror', None) or exc}"
+                ) from None
             if not key:
                 raise MissingKeyError(f"{path}: the API key file is empty")
         else:

@@ -44,7 +44,13 @@ def export_plan(plan: Plan, out_dir: str | Path) -> list[Path]:
 
 
 def _safe_name(endpoint_id: str) -> str:
-    if not endpoint_id or "/" in endpoint_id or "\\" in endpoint_id or endpoint_id.startswith(".") or "\0" in endpoint_id:
+    if (
+        not endpoint_id
+        or "/" in endpoint_id
+        or "\\" in endpoint_id
+        or endpoint_id.startswith(".")
+        or "\0" in endpoint_id
+    ):
         raise InputError(f"endpoint id {endpoint_id!r} cannot be used as a file name")
     return endpoint_id
 

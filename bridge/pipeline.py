@@ -50,9 +50,11 @@ def read_account_for_plan(
     from bridge.live import read_live_account
 
     live = read_live_account(settings, target=target, endpoint_ids=endpoint_ids, with_rest_state=with_rest_state)
-    tables = build_tables(
-        pools=live.pools, pool_source="live", overrides=overrides
-    ) if live.pools is not None else build_tables(overrides=overrides)
+    tables = (
+        build_tables(pools=live.pools, pool_source="live", overrides=overrides)
+        if live.pools is not None
+        else build_tables(overrides=overrides)
+    )
     return Account(
         endpoints=live.endpoints,
         tables=tables,

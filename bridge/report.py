@@ -30,9 +30,7 @@ def _findings(ep: EndpointPlan) -> list[Finding]:
 
 def _headline(plan: Plan) -> str:
     s = plan.summary
-    return (
-        f"{s.endpoints} endpoints: {s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked"
-    )
+    return f"{s.endpoints} endpoints: {s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked"
 
 
 def _tables_line(plan: Plan) -> str:
@@ -102,13 +100,9 @@ def render_markdown(plan: Plan, fh: TextIO) -> None:
     order = {"blocked": 0, "update": 1, "unchanged": 2}
     for ep in sorted(plan.endpoints, key=lambda e: order[e.status]):
         status = "**BLOCKED**" if ep.blocked else ep.status
-        changes = "<br>".join(
-            f"`{c.field}`: {_md(_value(c.from_))} → {_md(_value(c.to))}" for c in ep.changes
-        )
+        changes = "<br>".join(f"`{c.field}`: {_md(_value(c.from_))} → {_md(_value(c.to))}" for c in ep.changes)
         findings = "<br>".join(
-            f"{f.severity} `{f.code}`: {_md(f.message)}"
-            for f in _findings(ep)
-            if f.code != "field-not-carried"
+            f"{f.severity} `{f.code}`: {_md(f.message)}" for f in _findings(ep) if f.code != "field-not-carried"
         )
         w(f"| {status} | `{ep.id}` | {_md(ep.name or '')} | {changes} | {findings} |\n")
 

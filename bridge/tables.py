@@ -151,7 +151,8 @@ class Tables(BaseModel):
 def _read_toml(path: Path) -> dict[str, Any]:
     try:
         with path.open("rb") as fh:
-            return tomllib.load(fh)
+            data: dict[str, Any] = tomllib.load(fh)
+            return data
     except OSError as exc:
         raise TableError(f"{path}: cannot read: {exc.strerror or exc}") from exc
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -184,9 +185,7 @@ def _pydantic_message(err: Any) -> str:
 def load_table_dir(directory: Path) -> Tables:
     """Load and cross-check the four bundled table files in ``directory``."""
     pools = _validate(_PoolFile, _read_toml(directory / "gpu_pools.toml"), str(directory / "gpu_pools.toml"))
-    dcs = _validate(
-        _DataCenterFile, _read_toml(directory / "data_centers.toml"), str(directory / "data_centers.toml")
-    )
+    dcs = _validate(_DataCenterFile, _read_toml(directory / "data_centers.toml"), str(directory / "data_centers.toml"))
     locs = _validate(_LocationFile, _read_toml(directory / "locations.toml"), str(directory / "locations.toml"))
     rest = _validate(_RestV1File, _read_toml(directory / "rest_v1.toml"), str(directory / "rest_v1.toml"))
     if tuple(dcs.data_centers) != rest.data_centers:

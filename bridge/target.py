@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from typing import Any, Protocol
 
 from bridge.models import Change, Finding, Target
@@ -77,7 +77,7 @@ def _split_list(value: Any) -> Any:
     return value
 
 
-_V1_FIELDS = {
+_V1_FIELDS: dict[str, type] = {
     "allowedCudaVersions": list,
     "cpuFlavorIds": list,
     "dataCenterIds": list,
@@ -97,7 +97,48 @@ _V1_FIELDS = {
     "workersMax": int,
     "workersMin": int,
 }
-_V1_MINIMUM = {"gpuCount": 1, "idleTimeout": 1, "scalerValue": 1, "workersMax": 0, "workersMin": 0, "vcpuCount": 1}
+_V1_RANGE: dict[str, tuple[int, int | None]] = {
+    "gpuCount": (1, None),
+    "idleTimeout": (1, 3600),
+    "scalerValue": (1, None),
+    "vcpuCount": (1, None),
+    "workersMax": (0, None),
+    "workersMin": (0, None),
+}
+
+
+def _v1_problem(key: str, value: Any, tables: Tables) -> str | None:
+    """Say what is wrong with one v1 body field, or return None."""
+    kind = _V1_FIELDS.get(key)
+    if kind is None:
+        return f"{key} is not a REST v1 update field"
+    if value is None:
+        return f"{key} is null"
+    if (kind is int and isinstance(value, bool)) or not isinstance(value, kind):
+        return f"{key} {value!r} is not a {kind.__name__}"
+    if isinstance(value, int) and key in _V1_RANGE:
+        low, high = _V1_RANGE[key]
+        if value < low or (high is not None and value > high):
+            return f"{key} {value} is out of range"
+    if key == "name" and len(value) > 191:
+        return "name is longer than 191 characters"
+    enums: dict[str, Collection[str]] = {
+        "dataCenterIds": tables.data_centers,
+        "cpuFlavorIds": tables.cpu_flavors,
+        "allowedCudaVersions": tables.cuda_versions,
+        "minCudaVersion": tables.cuda_versions,
+        "scalerType": tables.scaler_types,
+    }
+    if isinstance(value, list):
+        if not all(isinstance(item, str) for item in value):
+            return f"{key} must be a list of strings"
+        allowed = enums.get(key)
+        bad = [item for item in value if allowed is not None and item not in allowed]
+        if bad:
+            return f"{key} {bad[0]!r} is not in the REST v1 list"
+    elif key in enums and value not in enums[key]:
+        return f"{key} {value!r} is not one of {', '.join(enums[key])}"
+    return None
 
 
 class _V1:
@@ -110,41 +151,12 @@ class _V1:
         return to_v1_body(intent, tables)
 
     def check_body(self, body: Mapping[str, Any], tables: Tables) -> list[Finding]:
-        problems: list[str] = []
+        findings = []
         for key, value in body.items():
-            kind = _V1_FIELDS.get(key)
-            if kind is None:
-                problems.append(f"{key} is not a REST v1 update field")
-            elif value is None:
-                problems.append(f"{key} is null")
-            elif kind is int and (isinstance(value, bool) or not isinstance(value, int)):
-                problems.append(f"{key} {value!r} is not an integer")
-            elif not isinstance(value, kind):
-                problems.append(f"{key} {value!r} is not a {kind.__name__}")
-            elif kind is int and value < _V1_MINIMUM.get(key, value):
-                problems.append(f"{key} {value} is below {_V1_MINIMUM[key]}")
-            elif key == "idleTimeout" and value > 3600:
-                problems.append(f"idleTimeout {value} is above 3600")
-            elif key == "name" and len(value) > 191:
-                problems.append("name is longer than 191 characters")
-            elif kind is list and not all(isinstance(item, str) for item in value):
-                problems.append(f"{key} must be a list of strings")
-            else:
-                allowed = {
-                    "dataCenterIds": tables.data_centers,
-                    "cpuFlavorIds": tables.cpu_flavors,
-                    "allowedCudaVersions": tables.cuda_versions,
-                }.get(key)
-                if key in ("minCudaVersion", "scalerType"):
-                    allowed = tables.cuda_versions if key == "minCudaVersion" else tables.scaler_types
-                    if value not in allowed:
-                        problems.append(f"{key} {value!r} is not one of {', '.join(allowed)}")
-                elif allowed is not None and any(item not in allowed for item in value):
-                    problems.append(f"{key} has a value outside the REST v1 list")
-        return [
-            Finding(severity="error", code="field-out-of-range", field=p.split(" ", 1)[0], message=p)
-            for p in problems
-        ]
+            problem = _v1_problem(key, value, tables)
+            if problem is not None:
+                findings.append(Finding(severity="error", code="field-out-of-range", field=key, message=problem))
+        return findings
 
     def normalize_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
         out = {key: state[key] for key in _V1_FIELDS if key in state and state[key] is not None}

@@ -232,18 +232,24 @@ def _flashboot(ep: LegacyEndpoint, keep_fb_suffix: bool, intent: Intent) -> None
     intent.name = name or None
 
 
-def _int_setting(
-    intent: Intent, key: str, value: Any, low: int | None, high: int | None = None
-) -> None:
+def _int_setting(intent: Intent, key: str, value: Any, low: int | None, high: int | None = None) -> None:
     if value is None:
         return
     if isinstance(value, float) and value.is_integer():
         value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or (low is not None and value < low) or (
-        high is not None and value > high
+    if (
+        isinstance(value, bool)
+        or not isinstance(value, int)
+        or (low is not None and value < low)
+        or (high is not None and value > high)
     ):
         bounds = f"at least {low}" if high is None else f"from {low} to {high}"
-        intent.add("error", "field-out-of-range", key, f"{key} {value!r} is out of range: it must be an integer {bounds}")
+        intent.add(
+            "error",
+            "field-out-of-range",
+            key,
+            f"{key} {value!r} is out of range: it must be an integer {bounds}",
+        )
         return
     intent.settings[key] = value
 

@@ -43,7 +43,10 @@ def tables() -> Tables:
 
 def v1_spec() -> dict[str, Any]:
     """Return the stored REST v1 OpenAPI document (shared/ beside the checkout, else the package copy)."""
-    for path in (SHARED / "runpod-rest-openapi.json", ROOT / "bridge/emulator/schemas/runpod-rest-openapi.json"):
+    for path in (
+        SHARED / "runpod-rest-openapi.json",
+        ROOT / "bridge/emulator/schemas/runpod-rest-openapi.json",
+    ):
         if path.exists():
             return json.loads(path.read_text())  # type: ignore[no-any-return]
     raise FileNotFoundError("no stored REST v1 OpenAPI spec found")

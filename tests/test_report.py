@@ -43,7 +43,11 @@ def test_json_plan_follows_spec_shape() -> None:
     assert doc["tables"] == {"gpu_pools": "snapshot", "overrides": []}
     first = doc["endpoints"][0]
     assert list(first) == ["id", "name", "status", "body", "changes", "fingerprint", "findings"]
-    assert first["changes"][0] == {"field": "name", "from": "Generated Endpoint -fb", "to": "Generated Endpoint"}
+    assert first["changes"][0] == {
+        "field": "name",
+        "from": "Generated Endpoint -fb",
+        "to": "Generated Endpoint",
+    }
     assert list(first["findings"][0]) == ["severity", "code", "field", "message"]
     assert doc["summary"] == {"endpoints": 16, "update": 10, "unchanged": 0, "blocked": 6}
     assert Plan.model_validate(doc) == sample_plan()

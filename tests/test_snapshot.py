@@ -16,7 +16,10 @@ def test_graphql_response_shape_with_pools() -> None:
     """The GraphQL response document gives endpoints and its pool table."""
     snap = load_snapshot(SAMPLE)
     assert len(snap.endpoints) == 16
-    assert snap.pools is not None and "NVIDIA RTX PRO 6000 Blackwell Server Edition MIG 2g.48gb" in snap.pools["ADA_48_PRO"]
+    assert (
+        snap.pools is not None
+        and "NVIDIA RTX PRO 6000 Blackwell Server Edition MIG 2g.48gb" in snap.pools["ADA_48_PRO"]
+    )
 
 
 def test_endpoints_object_and_bare_list_shapes() -> None:

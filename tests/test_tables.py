@@ -94,17 +94,27 @@ def test_broken_override_names_file_key_and_problem(name: str, expected: str) ->
 
 def test_missing_override_file() -> None:
     """A missing override file is a TableError naming it."""
-    with pytest.raises(TableError, match="nope.toml: cannot read"):
+    with pytest.raises(TableError, match=r"nope\.toml: cannot read"):
         load_override("nope.toml")
 
 
 @pytest.mark.parametrize(
     ("file", "old", "new", "expected"),
     [
-        ("gpu_pools.toml", "[pools.AMPERE_24]", "[pools.AMPERE_24]\nbogus = 1", "pools.AMPERE_24.bogus: unknown key"),
+        (
+            "gpu_pools.toml",
+            "[pools.AMPERE_24]",
+            "[pools.AMPERE_24]\nbogus = 1",
+            "pools.AMPERE_24.bogus: unknown key",
+        ),
         ("data_centers.toml", 'country = "RO"', 'country = "Romania"', "data_centers.EU-RO-1.country"),
         ("rest_v1.toml", "cpu_flavors = [", "cpu_flavorz = [", "cpu_flavors: missing"),
-        ("data_centers.toml", "[data_centers.EU-RO-1]", "[data_centers.EU-RO-9]", "not the REST v1 data-center enum"),
+        (
+            "data_centers.toml",
+            "[data_centers.EU-RO-1]",
+            "[data_centers.EU-RO-9]",
+            "not the REST v1 data-center enum",
+        ),
     ],
 )
 def test_broken_bundled_table(tmp_path: Path, file: str, old: str, new: str, expected: str) -> None:
@@ -125,7 +135,10 @@ def test_precedence_bundled_then_snapshot_then_overrides() -> None:
         pools={"AMPERE_16": ["NVIDIA RTX A4000"], "NEW_POOL": ["NVIDIA L4"]},
         overrides=[
             {"pools": {"NEW_POOL": ["NVIDIA A40"]}},
-            {"pools": {"NEW_POOL": ["NVIDIA H200"], "EXTRA": ["NVIDIA B200"]}, "locations": {"EU": ["EU-RO-1"]}},
+            {
+                "pools": {"NEW_POOL": ["NVIDIA H200"], "EXTRA": ["NVIDIA B200"]},
+                "locations": {"EU": ["EU-RO-1"]},
+            },
         ],
     )
     assert tables.pool_source == "snapshot"
@@ -140,7 +153,7 @@ def test_precedence_bundled_then_snapshot_then_overrides() -> None:
 
 def test_override_data_is_validated() -> None:
     """Overrides given as Python data are validated like files."""
-    with pytest.raises(TableError, match="pools.X: expected a list of strings"):
+    with pytest.raises(TableError, match=r"pools\.X: expected a list of strings"):
         parse_override({"pools": {"X": 3}})
 
 

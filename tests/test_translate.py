@@ -10,7 +10,12 @@ from helpers import endpoint, tables
 from bridge.tables import build_tables
 from bridge.translate import translate
 
-A16 = ["NVIDIA RTX A4000", "NVIDIA RTX A4500", "NVIDIA RTX 4000 Ada Generation", "NVIDIA RTX 2000 Ada Generation"]
+A16 = [
+    "NVIDIA RTX A4000",
+    "NVIDIA RTX A4500",
+    "NVIDIA RTX 4000 Ada Generation",
+    "NVIDIA RTX 2000 Ada Generation",
+]
 
 
 def run(**fields: Any) -> tuple[dict[str, Any], dict[str, str]]:
@@ -256,7 +261,10 @@ def test_pass_through_fields() -> None:
         minCudaVersion="12.4",
         allowedCudaVersions="12.4, 12.8,",
         networkVolumeId="vol1",
-        networkVolumeIds=[{"networkVolumeId": "vol1", "dataCenterId": "EU-RO-1"}, {"networkVolumeId": "vol2"}],
+        networkVolumeIds=[
+            {"networkVolumeId": "vol1", "dataCenterId": "EU-RO-1"},
+            {"networkVolumeId": "vol2"},
+        ],
     )
     assert found == {}
     assert body == {

@@ -50,7 +50,11 @@ def connection_options(func: F) -> F:
         click.option("--rest-url", help="REST v1 base URL [env RUNPOD_REST_URL]."),
         click.option("--rest-v2-url", help="REST v2 base URL [env RUNPOD_REST_V2_URL]."),
         click.option(
-            "--concurrency", type=click.IntRange(1, 64), default=8, show_default=True, help="Requests in flight."
+            "--concurrency",
+            type=click.IntRange(1, 64),
+            default=8,
+            show_default=True,
+            help="Requests in flight.",
         ),
     ]
     for option in reversed(options):

@@ -42,9 +42,7 @@ def _plan(kwargs: dict[str, Any]) -> Any:
 
 @click.command()
 @FROM
-@click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True
-)
+@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file.")
 @click.option("--check", is_flag=True, help="Exit 4 when any endpoint would change (a CI gate).")
 @TARGET
