@@ -1,0 +1,50 @@
+"""``bridge fetch``: read the live account and save it as a snapshot."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import click
+
+from bridge.cli._common import DEBUG, ENDPOINT, TARGET, connection_options, handle_errors, settings_from
+
+
+@click.command()
+@click.option(
+    "-o", "--output", required=True, type=click.Path(dir_okay=False), help="Snapshot file to write (mode 0600)."
+)
+@TARGET
+@ENDPOINT
+@connection_options
+@DEBUG
+@handle_errors
+def fetch(**kwargs: Any) -> None:
+    """Read every endpoint (past GraphQL's 400-row cap) and the GPU pools, and write a snapshot.
+
+    The file is the GraphQL "view your endpoints" answer with data.serverlessGpuPools, secrets
+    (aiKey, env values) redacted; `bridge plan --from FILE` plans from it offline. --target says
+    which REST list finds the endpoints past the cap (v2 is used when v1 is retired).
+    """
+    from bridge.errors import InputError
+    from bridge.files import write_private
+    from bridge.live import read_live_account, snapshot_document
+
+    settings = settings_from(kwargs)
+    live = read_live_account(
+        settings,
+        target=kwargs["target"],
+        endpoint_ids=kwargs["endpoint_ids"],
+        with_rest_state=False,
+        progress=lambda message: click.echo(f"bridge: {message}", err=True),
+    )
+    for note in live.notes:
+        click.echo(f"bridge: warning: {note}", err=True)
+    document = snapshot_document(live)
+    output = kwargs["output"]
+    try:
+        write_private(output, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
+    except OSError as exc:
+        raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    pools = "live GPU pools" if live.pools is not None else "no pool table (plan will use the bundled one)"
+    click.echo(f"bridge: wrote {len(live.raw_endpoints)} endpoints and {pools} to {output}", err=True)

@@ -1,0 +1,226 @@
+"""Read a live account: legacy endpoints and GPU pools through GraphQL, REST state through REST (SPEC §3.2, §6).
+
+::
+
+    live = read_live_account(Settings.resolve(), target="v1")
+    plan = build_plan(live.endpoints, build_tables(pools=live.pools), rest_state=live.rest_state)
+
+Everything runs in one event loop over one :class:`bridge.rest.Http` (one connection pool, shared pacing).
+REST reads are stored raw (the plan's target normalizes them); secrets are still in them, so anything
+written from a :class:`LiveAccount` goes through :mod:`bridge.redact` (see :func:`snapshot_document`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+
+from bridge.config import Settings
+from bridge.errors import ApiError, AuthError, InputError, RateLimitedError, RetiredError, SnapshotError
+from bridge.models import Finding, LegacyEndpoint, Target
+from bridge.redact import redact_endpoint
+from bridge.rest import Counters, Http, NotFoundError, RestClient, RetryPolicy, gather_all
+from bridge.snapshot import parse_snapshot
+from bridge.source import GraphQLSource
+
+__all__ = ["LiveAccount", "read_live", "read_live_account", "snapshot_document"]
+
+Progress = Callable[[str], None]
+
+
+@dataclass
+class LiveAccount:
+    """What a live read found. ``rest_state`` maps endpoint id to its raw REST read (v1 or v2 per target)."""
+
+    endpoints: list[LegacyEndpoint]
+    pools: dict[str, list[str]] | None = None
+    rest_state: dict[str, dict[str, Any]] | None = None
+    notes: list[str] = field(default_factory=list)
+    extra_findings: dict[str, list[Finding]] = field(default_factory=dict)
+    raw_endpoints: list[dict[str, Any]] = field(default_factory=list)
+    counters: Counters | None = None
+
+
+def read_live_account(
+    settings: Settings,
+    *,
+    target: Target = "v1",
+    endpoint_ids: Sequence[str] = (),
+    with_rest_state: bool = True,
+    policy: RetryPolicy | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    progress: Progress | None = None,
+) -> LiveAccount:
+    """Read the live account (all endpoints, or only ``endpoint_ids``) in one event loop.
+
+    Raises :class:`~bridge.errors.InputError` for an ``endpoint_ids`` entry the account lacks, and the
+    :class:`~bridge.errors.ApiError` family when RunPod cannot be read.
+    """
+
+    async def run() -> LiveAccount:
+        async with Http(settings, policy=policy, transport=transport) as http:
+            return await read_live(
+                http, target=target, endpoint_ids=endpoint_ids, with_rest_state=with_rest_state, progress=progress
+            )
+
+    return asyncio.run(run())
+
+
+async def read_live(
+    http: Http,
+    *,
+    target: Target = "v1",
+    endpoint_ids: Sequence[str] = (),
+    with_rest_state: bool = True,
+    progress: Progress | None = None,
+) -> LiveAccount:
+    """Read the live account over an open :class:`Http` (so a whole run can share one session)."""
+    say = progress or (lambda _message: None)
+    rest = RestClient(http, target)
+    notes: list[str] = []
+    async with GraphQLSource(http) as source:
+        pools_task = asyncio.ensure_future(_read_pools(source, notes))
+        try:
+            if endpoint_ids:
+                raw, state, findings = await _read_selected(source, rest, endpoint_ids, with_rest_state, say)
+            else:
+                raw, state, findings = await _read_all(source, rest, with_rest_state, notes, say)
+            pools = await pools_task
+        except BaseException:
+            pools_task.cancel()
+            await asyncio.gather(pools_task, return_exceptions=True)
+            raise
+        notes[:0] = source.notes
+    try:
+        endpoints = parse_snapshot(
+            {"data": {"myself": {"endpoints": raw}}}, f"GraphQL answer from {source.url}"
+        ).endpoints
+    except SnapshotError as exc:
+        raise http.fail(ApiError(str(exc))) from None
+    return LiveAccount(
+        endpoints=endpoints,
+        pools=pools,
+        rest_state=state,
+        notes=list(dict.fromkeys(notes)),
+        extra_findings=findings,
+        raw_endpoints=raw,
+        counters=http.counters,
+    )
+
+
+async def _read_pools(source: GraphQLSource, notes: list[str]) -> dict[str, list[str]] | None:
+    try:
+        return await source.pools()
+    except (AuthError, RateLimitedError):
+        raise
+    except ApiError as exc:
+        notes.append(f"could not read the live GPU pool table ({exc}); using the bundled pool table instead")
+        return None
+
+
+async def _read_all(
+    source: GraphQLSource, rest: RestClient, with_rest_state: bool, notes: list[str], say: Progress
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]] | None, dict[str, list[Finding]]]:
+    listing: asyncio.Future[list[dict[str, Any]]] | None = None
+
+    async def list_rest() -> list[dict[str, Any]]:
+        if with_rest_state:
+            return await rest.list_endpoints()
+        try:  # only the ids are needed: any REST version will do
+            return await rest.list_endpoints()
+        except RetiredError:
+            if rest.target != "v1":
+                raise
+            notes.append("REST v1 is retired: listed the endpoint ids through REST v2")
+            return await RestClient(rest.http, "v2").list_endpoints()
+
+    async def rest_ids() -> list[str]:
+        nonlocal listing
+        if listing is None:
+            listing = asyncio.ensure_future(list_rest())
+        return [item["id"] for item in await listing]
+
+    if with_rest_state:
+        listing = asyncio.ensure_future(list_rest())
+    try:
+        raw = await source.read_endpoints(rest_ids, always_list=with_rest_state)
+        say(f"read {len(raw)} legacy endpoints through GraphQL")
+        if not with_rest_state:
+            return raw, None, {}
+        assert listing is not None
+        by_id = {item["id"]: item for item in await listing}
+    except BaseException:
+        if listing is not None and not listing.done():
+            listing.cancel()
+            await asyncio.gather(listing, return_exceptions=True)
+        raise
+    state = {row["id"]: by_id[row["id"]] for row in raw if row["id"] in by_id}
+    unlisted = [row["id"] for row in raw if row["id"] not in by_id]
+    more, findings = await _read_states(rest, unlisted)  # the list may lag behind: ask each one
+    state.update(more)
+    say(f"read the REST {rest.target} state of {len(state)} endpoints")
+    return raw, state, findings
+
+
+async def _read_selected(
+    source: GraphQLSource, rest: RestClient, endpoint_ids: Sequence[str], with_rest_state: bool, say: Progress
+) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]] | None, dict[str, list[Finding]]]:
+    ids = list(dict.fromkeys(endpoint_ids))
+    legacy_task = asyncio.ensure_future(source.get_endpoints(ids))
+    try:
+        state, findings = await _read_states(rest, ids) if with_rest_state else ({}, {})
+        legacy = await legacy_task
+    except BaseException:
+        legacy_task.cancel()
+        await asyncio.gather(legacy_task, return_exceptions=True)
+        raise
+    missing = [i for i, row in legacy.items() if row is None]
+    if missing:
+        raise InputError(f"--endpoint {missing[0]}: the account has no such endpoint (GraphQL at {source.url})")
+    raw = [row for row in legacy.values() if row is not None]
+    say(f"read {len(raw)} legacy endpoints through GraphQL")
+    return raw, (state if with_rest_state else None), findings
+
+
+async def _read_states(
+    rest: RestClient, endpoint_ids: Sequence[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[Finding]]]:
+    """GET each endpoint's REST state; one REST does not know is an error finding (it cannot be updated)."""
+
+    async def one(endpoint_id: str) -> dict[str, Any] | None:
+        try:
+            return await rest.get_endpoint(endpoint_id)
+        except NotFoundError:
+            return None
+
+    reads = await gather_all(one(i) for i in endpoint_ids)
+    state: dict[str, dict[str, Any]] = {}
+    findings: dict[str, list[Finding]] = {}
+    for endpoint_id, read in zip(endpoint_ids, reads, strict=True):
+        if read is not None:
+            state[endpoint_id] = read
+            continue
+        findings[endpoint_id] = [
+            Finding(
+                severity="error",
+                code="not-in-rest",
+                field="id",
+                message=(
+                    f"REST {rest.target} has no endpoint {endpoint_id} (GET {rest.endpoint_url(endpoint_id)} "
+                    "answered 404): it cannot be updated through REST"
+                ),
+            )
+        ]
+    return state, findings
+
+
+def snapshot_document(live: LiveAccount) -> dict[str, Any]:
+    """The snapshot of a live read (SPEC §3.1), with secrets redacted: what ``bridge fetch`` writes."""
+    data: dict[str, Any] = {"myself": {"endpoints": [redact_endpoint(row) for row in live.raw_endpoints]}}
+    if live.pools is not None:
+        data["serverlessGpuPools"] = [{"id": pool, "gpuTypeIds": list(types)} for pool, types in live.pools.items()]
+    return {"data": data}

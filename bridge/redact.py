@@ -1,0 +1,60 @@
+"""Redaction for everything bridge writes or prints: secret values go, their keys stay (SPEC §9).
+
+Legacy and REST reads carry secrets in ``aiKey``, ``env`` (a ``[{key, value}]`` list in GraphQL, an object
+map in REST) and ``template.env``. :func:`redact_endpoint` replaces their values with ``"<redacted>"``;
+:func:`redact_text` scrubs known secret values (the API key) and credential-looking URL parameters out of
+any message.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+__all__ = ["REDACTED", "redact_endpoint", "redact_env", "redact_text"]
+
+REDACTED = "<redacted>"
+
+# `api_key=...` in a URL someone configured, and bearer tokens echoed back in a message.
+_KEY_PARAM = re.compile(r"(?i)\b(api_key|apikey|access_token|token)=[^&\s\"'#]+")
+_BEARER = re.compile(r"(?i)\bBearer\s+[A-Za-z0-9._~+/=-]+")
+# Shorter strings than this are too likely to appear in ordinary text to be scrubbed safely.
+_MIN_SECRET = 4
+
+
+def redact_env(env: Any) -> Any:
+    """Return ``env`` with every value replaced, in either shape (key/value list or object map)."""
+    if isinstance(env, Mapping):
+        return {key: REDACTED for key in env}
+    if isinstance(env, list):
+        out: list[Any] = []
+        for item in env:
+            if isinstance(item, Mapping):
+                item = dict(item)
+                if "value" in item:
+                    item["value"] = REDACTED
+            out.append(item)
+        return out
+    return env
+
+
+def redact_endpoint(endpoint: Mapping[str, Any]) -> dict[str, Any]:
+    """Return a copy of an endpoint record (legacy or REST) with ``aiKey``, ``env`` and ``template.env`` redacted."""
+    out = dict(endpoint)
+    if out.get("aiKey") is not None:
+        out["aiKey"] = REDACTED
+    if out.get("env") is not None:
+        out["env"] = redact_env(out["env"])
+    template = out.get("template")
+    if isinstance(template, Mapping) and template.get("env") is not None:
+        out["template"] = {**template, "env": redact_env(template["env"])}
+    return out
+
+
+def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
+    """Return ``text`` with each known secret value, ``api_key=`` parameters and bearer tokens scrubbed."""
+    for secret in sorted({s for s in secrets if s and len(s) >= _MIN_SECRET}, key=len, reverse=True):
+        text = text.replace(secret, REDACTED)
+    text = _KEY_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
+    return _BEARER.sub(f"Bearer {REDACTED}", text)
