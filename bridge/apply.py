@@ -1,0 +1,411 @@
+"""The apply engine: re-read, skip what is done or stale, back up, write, verify, journal (SPEC §8).
+
+Every REST update triggers a rolling release on RunPod, and RunPod has no idempotency keys, so the engine:
+
+- re-reads each endpoint first: one already at its target is ``unchanged`` and never written; one whose
+  state no longer matches the plan's fingerprint is ``stale`` and skipped (unless ``force``);
+- saves a backup of every endpoint it is about to write before the first write;
+- writes each body, then reads the endpoint back and compares (a 200 alone is not trusted);
+- after a write whose outcome is unknown (timeout, dropped connection, 5xx) re-reads before any retry, and
+  counts the endpoint done if it already matches; at most :data:`WRITE_ATTEMPTS` writes per endpoint;
+- records every attempt and outcome in the journal, fsync'd line by line;
+- stops the whole run on a rejected key, a retired API or a wait longer than the server may ask for.
+
+Killing the process at any moment loses nothing: a second run re-reads, finds the finished endpoints
+``unchanged`` and finishes the rest.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Literal, Protocol
+
+from bridge.errors import ApiError, AuthError, RateLimitedError, RetiredError
+from bridge.journal import Backup, BackupEntry, Journal, write_backup
+from bridge.models import Plan
+from bridge.target import RestTarget, diff, fingerprint
+
+__all__ = [
+    "WRITE_ATTEMPTS",
+    "ApplyResult",
+    "EndpointApi",
+    "Outcome",
+    "WorkItem",
+    "items_from_plan",
+    "rollback_items",
+    "run_items",
+]
+
+WRITE_ATTEMPTS = 3
+
+OutcomeStatus = Literal["updated", "unchanged", "blocked", "stale", "failed", "not-attempted"]
+
+
+class EndpointApi(Protocol):
+    """The two calls the engine needs from a REST client (see :mod:`bridge.rest`)."""
+
+    async def get_endpoint(self, endpoint_id: str) -> dict[str, Any]:
+        """Read one endpoint's REST state."""
+        ...
+
+    async def send_update(self, endpoint_id: str, body: Mapping[str, Any]) -> dict[str, Any]:
+        """Send one update; raise ``WriteOutcomeUnknown`` when it may or may not have been applied."""
+        ...
+
+
+@dataclass(frozen=True)
+class WorkItem:
+    """One endpoint to bring to ``body``. ``expect``: the state it must be in now (rollback), if any."""
+
+    id: str
+    body: dict[str, Any]
+    name: str | None = None
+    fingerprint: str | None = None
+    expect: dict[str, Any] | None = None
+
+
+@dataclass
+class Outcome:
+    """What happened to one endpoint."""
+
+    id: str
+    name: str | None
+    status: OutcomeStatus
+    detail: str = ""
+    writes: int = 0
+
+
+@dataclass
+class ApplyResult:
+    """The outcome of a run, with the paths of its state files."""
+
+    target: str
+    outcomes: list[Outcome]
+    journal_path: Path
+    backup_path: Path | None = None
+    stopped: str | None = None
+    notes: list[str] = field(default_factory=list)
+
+    def counts(self) -> dict[str, int]:
+        """Count outcomes by status."""
+        counts = dict.fromkeys(("updated", "unchanged", "blocked", "stale", "failed", "not-attempted"), 0)
+        for outcome in self.outcomes:
+            counts[outcome.status] += 1
+        return counts
+
+    @property
+    def exit_code(self) -> int:
+        """1 when anything failed, went stale or the run stopped, else 3 when endpoints were blocked, else 0."""
+        counts = self.counts()
+        if self.stopped or counts["failed"] or counts["not-attempted"] or counts["stale"]:
+            return 1
+        if counts["blocked"]:
+            return 3
+        return 0
+
+    def to_dict(self) -> dict[str, Any]:
+        """Return the machine-readable result (``--format json``)."""
+        return {
+            "target": self.target,
+            "summary": self.counts(),
+            "stopped": self.stopped,
+            "journal": str(self.journal_path),
+            "backup": str(self.backup_path) if self.backup_path else None,
+            "notes": self.notes,
+            "endpoints": [
+                {"id": o.id, "name": o.name, "status": o.status, "detail": o.detail, "writes": o.writes}
+                for o in self.outcomes
+            ],
+        }
+
+
+def items_from_plan(plan: Plan) -> tuple[list[WorkItem], list[Outcome]]:
+    """Split a plan into work items (``update``) and outcomes known without any request."""
+    items, known = [], []
+    for ep in plan.endpoints:
+        if ep.status == "update":
+            items.append(WorkItem(id=ep.id, name=ep.name, body=dict(ep.body), fingerprint=ep.fingerprint))
+        elif ep.status == "unchanged":
+            known.append(Outcome(ep.id, ep.name, "unchanged", "already as planned"))
+        else:
+            errors = "; ".join(f"{f.code}: {f.message}" for f in ep.findings if f.severity == "error")
+            known.append(Outcome(ep.id, ep.name, "blocked", errors))
+    return items, known
+
+
+def rollback_items(backup: Backup, target: RestTarget) -> tuple[list[WorkItem], list[str]]:
+    """Work items that put back the REST fields the run changed; and the fields that cannot be restored."""
+    items, lost = [], []
+    for entry in backup.entries:
+        before = target.normalize_state(entry.rest)
+        body = {key: before[key] for key in entry.body if key in before}
+        missing = [key for key in entry.body if key not in before]
+        if missing:
+            lost.append(f"{entry.id}: {', '.join(missing)} (the backup's REST read did not show them)")
+        if body:
+            items.append(WorkItem(id=entry.id, body=body, name=entry.rest.get("name"), expect=entry.body))
+    return items, lost
+
+
+def _stamp(now: datetime) -> str:
+    return now.astimezone(timezone.utc).strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+class _Run:
+    def __init__(
+        self,
+        api: EndpointApi,
+        target: RestTarget,
+        journal: Journal,
+        *,
+        concurrency: int,
+        force: bool,
+        sleep: Callable[[float], Awaitable[None]],
+        progress: Callable[[Outcome], None] | None,
+    ) -> None:
+        self.api = api
+        self.target = target
+        self.journal = journal
+        self.gate = asyncio.Semaphore(concurrency)
+        self.force = force
+        self.sleep = sleep
+        self.progress = progress
+        self.stopped: str | None = None
+
+    def _stop(self, exc: ApiError) -> None:
+        if self.stopped is None:
+            self.stopped = str(exc)
+            self.journal.record("run-stopped", reason=str(exc))
+
+    def _done(self, outcome: Outcome) -> Outcome:
+        self.journal.record(
+            "outcome", endpoint=outcome.id, status=outcome.status, detail=outcome.detail, writes=outcome.writes
+        )
+        if self.progress is not None:
+            self.progress(outcome)
+        return outcome
+
+    def _mismatch(self, body: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
+        return [c.field for c in diff(body, self.target.normalize_state(state), self.target.set_fields)]
+
+    async def check(self, item: WorkItem) -> tuple[WorkItem, dict[str, Any] | Outcome]:
+        """Re-read an endpoint and decide: already done, stale, or to be written (with its state)."""
+        if self.stopped:
+            return item, Outcome(item.id, item.name, "not-attempted", "the run stopped: " + self.stopped)
+        async with self.gate:
+            try:
+                state = await self.api.get_endpoint(item.id)
+            except (AuthError, RetiredError, RateLimitedError) as exc:
+                self._stop(exc)
+                return item, self._done(Outcome(item.id, item.name, "not-attempted", str(exc)))
+            except ApiError as exc:
+                return item, self._done(Outcome(item.id, item.name, "failed", f"could not read it: {exc}"))
+        if not self._mismatch(item.body, state):
+            return item, self._done(Outcome(item.id, item.name, "unchanged", "already at its target"))
+        normalized = self.target.normalize_state(state)
+        if not self.force:
+            if item.fingerprint is not None and fingerprint(normalized, self.target.set_fields) != item.fingerprint:
+                return item, self._done(
+                    Outcome(item.id, item.name, "stale", "changed since the plan was made (--force to write anyway)")
+                )
+            if item.expect is not None and self._mismatch(item.expect, state):
+                fields = ", ".join(self._mismatch(item.expect, state))
+                return item, self._done(
+                    Outcome(item.id, item.name, "stale", f"changed since the run it undoes ({fields}); --force")
+                )
+        return item, state
+
+    async def write(self, item: WorkItem) -> Outcome:
+        """Write one endpoint, retrying only when safe, and verify it by reading it back."""
+        writes = 0
+        last = ""
+        while writes < WRITE_ATTEMPTS:
+            if self.stopped:
+                return self._done(Outcome(item.id, item.name, "not-attempted", "the run stopped: " + self.stopped))
+            writes += 1
+            self.journal.record("attempt", endpoint=item.id, attempt=writes, body=item.body)
+            async with self.gate:
+                try:
+                    await self.api.send_update(item.id, item.body)
+                    unknown = False
+                except (AuthError, RetiredError, RateLimitedError) as exc:
+                    self._stop(exc)
+                    return self._done(Outcome(item.id, item.name, "not-attempted", str(exc), writes))
+                except ApiError as exc:
+                    if not _outcome_unknown(exc):
+                        return self._done(Outcome(item.id, item.name, "failed", str(exc), writes))
+                    unknown, last = True, str(exc)
+                    self.journal.record("outcome-unknown", endpoint=item.id, attempt=writes, error=last)
+                try:
+                    state = await self.api.get_endpoint(item.id)
+                except ApiError as exc:
+                    if isinstance(exc, (AuthError, RetiredError, RateLimitedError)):
+                        self._stop(exc)
+                    return self._done(
+                        Outcome(item.id, item.name, "failed", f"written, but the read-back failed: {exc}", writes)
+                    )
+            mismatch = self._mismatch(item.body, state)
+            if not mismatch:
+                detail = "verified" if not unknown else "verified after an unknown write outcome"
+                return self._done(Outcome(item.id, item.name, "updated", detail, writes))
+            if not unknown:
+                return self._done(
+                    Outcome(item.id, item.name, "failed", f"read back differs in: {', '.join(mismatch)}", writes)
+                )
+            await self.sleep(random.uniform(0, min(20.0, 0.5 * 2**writes)))
+        return self._done(Outcome(item.id, item.name, "failed", f"gave up after {writes} writes: {last}", writes))
+
+
+def _outcome_unknown(exc: ApiError) -> bool:
+    """A timeout, a dropped connection or a 5xx: the write may have been applied."""
+    from bridge.rest import WriteOutcomeUnknown
+
+    return isinstance(exc, WriteOutcomeUnknown)
+
+
+async def run_items(
+    api: EndpointApi,
+    target: RestTarget,
+    items: Sequence[WorkItem],
+    *,
+    state_dir: str | Path,
+    known: Sequence[Outcome] = (),
+    legacy: Mapping[str, Mapping[str, Any]] | None = None,
+    concurrency: int = 8,
+    force: bool = False,
+    secrets: Sequence[str] = (),
+    kind: str = "apply",
+    now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
+    sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
+    progress: Callable[[Outcome], None] | None = None,
+) -> ApplyResult:
+    """Bring every item to its body. ``known``: outcomes decided without requests (blocked, unchanged)."""
+    state_dir = Path(state_dir)
+    stamp = _stamp(now())
+    journal = Journal(state_dir / f"journal-{stamp}.jsonl", secrets=secrets)
+    result = ApplyResult(target=target.name, outcomes=[], journal_path=journal.path)
+    with journal:
+        journal.record("run-start", kind=kind, target=target.name, endpoints=len(items) + len(known), time=stamp)
+        for outcome in known:
+            journal.record("outcome", endpoint=outcome.id, status=outcome.status, detail=outcome.detail, writes=0)
+        run = _Run(api, target, journal, concurrency=concurrency, force=force, sleep=sleep, progress=progress)
+        checked = await asyncio.gather(*(run.check(item) for item in items))
+        outcomes = {o.id: o for _, o in checked if isinstance(o, Outcome)}
+        to_write = [(item, state) for item, state in checked if not isinstance(state, Outcome)]
+        if to_write and not run.stopped:
+            backup = Backup(
+                target=target.name,
+                created_at=stamp,
+                entries=[
+                    BackupEntry(
+                        id=item.id,
+                        rest=state,
+                        body=item.body,
+                        legacy=dict(legacy[item.id]) if legacy and item.id in legacy else None,
+                    )
+                    for item, state in to_write
+                ],
+            )
+            result.backup_path = write_backup(state_dir / f"backup-{stamp}.json", backup)
+            journal.record("backup", path=str(result.backup_path), endpoints=len(to_write))
+            for outcome in await asyncio.gather(*(run.write(item) for item, _ in to_write)):
+                outcomes[outcome.id] = outcome
+        else:
+            for item, _ in to_write:
+                outcomes[item.id] = Outcome(
+                    item.id, item.name, "not-attempted", "the run stopped: " + (run.stopped or "")
+                )
+        result.outcomes = [*known, *(outcomes[item.id] for item in items)]
+        result.stopped = run.stopped
+        journal.record("run-end", summary=result.counts(), stopped=run.stopped)
+    return result
+
+
+def load_plan(path: str | Path) -> Plan:
+    """Read ``plan.json`` (or a directory written by ``export``); anything else is an input error."""
+    from pydantic import ValidationError
+
+    from bridge.errors import SnapshotError
+
+    path = Path(path)
+    file = path / "plan.json" if path.is_dir() else path
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"{file}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        return Plan.model_validate_json(text)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise SnapshotError(f"{file}: not a bridge plan: {where}: {err['msg']}") from None
+
+
+async def apply_plan_async(
+    plan: Plan,
+    settings: Any,
+    *,
+    state_dir: str | Path,
+    force: bool = False,
+    legacy: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: Callable[[Outcome], None] | None = None,
+    kind: str = "apply",
+    transport: Any = None,
+    policy: Any = None,
+) -> ApplyResult:
+    """Send the plan's ``update`` bodies with ``settings`` (a :class:`bridge.config.Settings`)."""
+    from bridge.rest import open_rest
+    from bridge.target import get_target
+
+    items, known = items_from_plan(plan)
+    async with open_rest(settings, plan.target, transport=transport, policy=policy) as client:
+        return await run_items(
+            client,
+            get_target(plan.target),
+            items,
+            state_dir=state_dir,
+            known=known,
+            legacy=legacy,
+            concurrency=settings.concurrency,
+            force=force,
+            secrets=[settings.api_key],
+            kind=kind,
+            progress=progress,
+        )
+
+
+async def rollback_async(
+    backup: Backup,
+    settings: Any,
+    *,
+    state_dir: str | Path,
+    force: bool = False,
+    progress: Callable[[Outcome], None] | None = None,
+    transport: Any = None,
+    policy: Any = None,
+) -> ApplyResult:
+    """Put back the REST fields a run changed, from its backup, through the same engine."""
+    from bridge.rest import open_rest
+    from bridge.target import get_target
+
+    target = get_target(backup.target)
+    items, lost = rollback_items(backup, target)
+    async with open_rest(settings, backup.target, transport=transport, policy=policy) as client:  # type: ignore[arg-type]
+        result = await run_items(
+            client,
+            target,
+            items,
+            state_dir=state_dir,
+            concurrency=settings.concurrency,
+            force=force,
+            secrets=[settings.api_key],
+            kind="rollback",
+            progress=progress,
+        )
+    result.notes.extend(f"not restorable: {line}" for line in lost)
+    return result

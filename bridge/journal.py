@@ -1,0 +1,131 @@
+"""State files of a run: the backup taken before the first write, and the journal of every attempt.
+
+Both live in the state directory (``--state-dir``, default ``./bridge-state``), are private (0600) and
+hold no secret: endpoint records are redacted before they are written, messages are scrubbed of the key.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from bridge.errors import SnapshotError
+from bridge.files import write_private
+from bridge.redact import redact_endpoint, redact_text
+
+__all__ = ["Backup", "BackupEntry", "Journal", "load_backup", "read_journal", "write_backup"]
+
+BACKUP_FORMAT = "bridge-backup"
+
+
+class Journal:
+    """An append-only JSON-lines record of a run; every line is flushed and fsync'd before going on."""
+
+    def __init__(self, path: str | Path, *, secrets: Sequence[str] = ()) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._secrets = tuple(secrets)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        os.chmod(self.path, 0o600)
+
+    def record(self, event: str, **fields: Any) -> None:
+        """Append one event. Strings are scrubbed of known secrets first."""
+        entry = {"event": event, **fields}
+        line = json.dumps(entry, ensure_ascii=False, default=str)
+        line = redact_text(line, self._secrets) + "\n"
+        os.write(self._fd, line.encode("utf-8"))
+        os.fsync(self._fd)
+
+    def close(self) -> None:
+        """Close the journal file."""
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+    def __enter__(self) -> Journal:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()
+
+
+def read_journal(path: str | Path) -> Iterator[dict[str, Any]]:
+    """Yield the journal's events; a torn last line (the process was killed mid-write) is skipped."""
+    with Path(path).open(encoding="utf-8") as fh:
+        for line in fh:
+            if not line.endswith("\n"):
+                return
+            yield json.loads(line)
+
+
+@dataclass(frozen=True)
+class BackupEntry:
+    """One endpoint as it was before the run: its legacy record, its REST read and the body planned for it."""
+
+    id: str
+    rest: dict[str, Any]
+    body: dict[str, Any]
+    legacy: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True)
+class Backup:
+    """What a run may change, saved before its first write."""
+
+    target: str
+    created_at: str
+    entries: list[BackupEntry]
+    path: Path | None = None
+
+
+def write_backup(path: str | Path, backup: Backup) -> Path:
+    """Write ``backup`` (redacted, 0600, atomically)."""
+    doc = {
+        "format": BACKUP_FORMAT,
+        "format_version": 1,
+        "target": backup.target,
+        "created_at": backup.created_at,
+        "endpoints": [
+            {
+                "id": e.id,
+                "legacy": redact_endpoint(e.legacy) if e.legacy is not None else None,
+                "rest": redact_endpoint(e.rest),
+                "body": e.body,
+            }
+            for e in backup.entries
+        ],
+    }
+    return write_private(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+
+
+def load_backup(path: str | Path) -> Backup:
+    """Read a backup written by :func:`write_backup`; anything else is an input error naming the file."""
+    path = Path(path)
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise SnapshotError(f"{path}: cannot read: {exc.strerror or exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise SnapshotError(f"{path}: not a bridge backup (invalid JSON: {exc})") from None
+    if not isinstance(doc, Mapping) or doc.get("format") != BACKUP_FORMAT:
+        raise SnapshotError(f'{path}: not a bridge backup (no "format": "{BACKUP_FORMAT}")')
+    entries = []
+    for index, item in enumerate(doc.get("endpoints") or []):
+        if (
+            not isinstance(item, Mapping)
+            or not isinstance(item.get("id"), str)
+            or not isinstance(item.get("rest"), Mapping)
+            or not isinstance(item.get("body"), Mapping)
+        ):
+            raise SnapshotError(f"{path}: endpoints[{index}]: expected {{id, rest, body}}")
+        entries.append(
+            BackupEntry(id=item["id"], rest=dict(item["rest"]), body=dict(item["body"]), legacy=item.get("legacy"))
+        )
+    target = doc.get("target")
+    if target not in ("v1", "v2"):
+        raise SnapshotError(f"{path}: target: expected v1 or v2")
+    return Backup(target=target, created_at=str(doc.get("created_at", "")), entries=entries, path=path)
