@@ -1,0 +1,535 @@
+"""REST v2 target: ``PATCH /v2/serverless/{id}`` with a nested ``UpdateEndpointRequest`` body (SPEC §5).
+
+The body says what the legacy endpoint means in v2's own words: ``gpu.pools`` plus ``gpu.excludedTypes``
+(always restated next to ``pools``, because a PATCH that sends pools alone clears the exclusions),
+``cpu: [{id, vcpuCount}]`` with one entry per legacy flavor and vCPU count, ``workers``, ``scaling``,
+``dataCenterIds``, ``networkVolumes``, ``timeout`` and ``flashboot`` as the three-value enum. v2 can say
+everything v1 loses (priority FlashBoot, per-flavor vCPU counts, MIG slices inside a pool), so the v1-only
+warnings never appear here; v2 is stricter elsewhere, and those rules are checked before anything is sent.
+
+Decisions, with their reasons:
+
+* **A GPU type given as a pool** (``gpuIds: "NVIDIA GeForce RTX 4090"``) is mapped, not blocked: v2 pools
+  must be pool ids, so the type becomes its pool (the first that lists it) and every other member of the pools
+  sent that the legacy selection did not ask for is excluded. ``members(pools) - excludedTypes`` is then
+  exactly the v1 ``gpuTypeIds`` of the same endpoint; it is also what runpodctl does and what the server
+  itself stores for a v1 ``gpuTypeIds`` write (runpod-domain.md §2.1). It stays a warning, because a card
+  RunPod later adds to that pool becomes eligible (v2 has no allow-list). A type in no known pool cannot be
+  written as a pool at all: that is an error.
+* **An exclusion in none of the selected pools** is an error on v2 (v1 keeps it a warning): v2 answers such
+  an ``excludedTypes`` entry with 400, so the whole update would fail.
+* **idleTimeout with REQUEST_COUNT scaling on a queue endpoint** (legacy ``type`` QB or unknown) is left out
+  of the body with a warning, not an error: v2 rejects the combination, documents idleTimeout as "not
+  applicable" to it and omits it from reads (runpod-domain.md §5.5), so there is no v2 setting to lose, and
+  blocking would keep the endpoint on a retiring API for nothing. Likewise ``QUEUE_DELAY`` scaling on a
+  load-balancer endpoint (v2: queue-based endpoints only) is not sent and keeps whatever scaling the server
+  has, with a warning.
+* **templateId is never sent**: in a v2 PATCH it re-applies the template's container settings and replaces
+  the endpoint's env. It is reported as ``field-not-carried`` (info) instead.
+* Values v2 would refuse are never put into the body: the error is reported and the offending value left
+  out, so a built body always passes :meth:`V2.check_body` and a blocked endpoint never has a half-valid body.
+
+The legacy routing ``type`` (QB/LB) is read from ``Intent.endpoint_type`` when :mod:`bridge.translate`
+provides it; without it every endpoint counts as queue-based, the legacy default.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import re
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from jsonschema import Draft202012Validator, ValidationError
+from referencing import Registry, Resource
+from referencing.jsonschema import DRAFT202012
+
+from bridge._resources import package_path
+from bridge.models import Change, Finding, Severity, Target
+from bridge.tables import Tables
+from bridge.target import RestTarget, register_target
+from bridge.translate import Intent, Translation
+
+__all__ = ["SCHEMA_PATH", "V2", "diff_nested", "fingerprint_nested", "schema_findings"]
+
+SCHEMA_PATH: Path = package_path("emulator", "schemas", "runpod-rest-v2-openapi.json")
+"""The stored v2 OpenAPI document (shipped in the package)."""
+
+_SCHEMA_URI = "urn:bridge:runpod-rest-v2-openapi"
+_UPDATE_SCHEMA = "#/components/schemas/UpdateEndpointRequest"
+_EXCLUDED_TYPE = re.compile(r"^\s*[^-\s]")  # UpdateEndpointGpuConfig excludedTypes.items.pattern
+_LOAD_BALANCER = frozenset({"LB", "LOAD_BALANCER"})
+_REPLACED_CODES = frozenset({"exclusion-not-in-pools", "gpu-type-as-pool"})  # re-judged for v2 below
+
+_Add = Callable[[Severity, str, str, str], None]
+
+
+def _dedupe(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+def _power_of_two(value: int) -> bool:
+    return value > 0 and value & (value - 1) == 0
+
+
+def _pool_of(tables: Tables, gpu_type: str) -> str | None:
+    """The first pool listing ``gpu_type``, read from ``tables.pools`` itself.
+
+    ``Tables.pool_of`` is a cached property that ``model_copy`` carries over, so on tables built from
+    other tables it can describe the old pools; a type token is rare, so a scan costs nothing.
+    """
+    return next((pool for pool, members in tables.pools.items() if gpu_type in members), None)
+
+
+def _is_load_balancer(intent: Intent) -> bool:
+    kind = getattr(intent, "endpoint_type", None)
+    return isinstance(kind, str) and kind.strip().upper() in _LOAD_BALANCER
+
+
+# --- build -------------------------------------------------------------------------------------------------
+
+
+def _gpu(intent: Intent, tables: Tables, add: _Add) -> dict[str, Any]:
+    pools: list[str] = []
+    for token in intent.pools:
+        if token in tables.pools:
+            pools.append(token)
+            continue
+        owner = _pool_of(tables, token)
+        if owner is not None:
+            pools.append(owner)
+            add(
+                "warning",
+                "gpu-type-as-pool",
+                "gpuIds",
+                f"{token!r} is a GPU type, not a pool: v2 takes pool ids, so it is sent as pool {owner!r} "
+                f"with that pool's other types excluded (a type RunPod later adds to {owner!r} becomes eligible)",
+            )
+        elif token in tables.gpu_types:
+            add(
+                "error",
+                "gpu-type-as-pool",
+                "gpuIds",
+                f"{token!r} is a GPU type in no known pool: v2 takes pool ids only, so it cannot be sent",
+            )
+        # Anything else is an unknown pool, already reported by analyse() as unknown-gpu-pool.
+    pools = _dedupe(pools)
+    members = _dedupe(member for pool in pools for member in tables.pools[pool])
+    in_pools = set(members)
+    wanted = set(intent.gpu_types)
+    excluded: list[str] = []
+    for gpu_type in intent.excluded:
+        if not _EXCLUDED_TYPE.match(gpu_type):
+            add(
+                "error",
+                "field-out-of-range",
+                "gpuIds",
+                f"exclusion {gpu_type!r} is not a GPU type id: v2 excludedTypes entries must not be empty "
+                "or start with '-'",
+            )
+        elif gpu_type not in in_pools:
+            add(
+                "error",
+                "exclusion-not-in-pools",
+                "gpuIds",
+                f"excluded GPU type {gpu_type!r} is in none of the selected pools: REST v2 rejects such an "
+                "exclusion with 400 (remove it from gpuIds, or use a custom rule)",
+            )
+        else:
+            excluded.append(gpu_type)
+    for member in members:  # types of a pool sent for a GPU type token that the legacy selection left out
+        if member not in wanted and member not in excluded:
+            excluded.append(member)
+
+    gpu: dict[str, Any] = {}
+    if pools:
+        gpu["pools"] = pools
+        gpu["excludedTypes"] = excluded  # always restated: pools without it clears the exclusions
+    settings = intent.settings
+    if "gpuCount" in settings:
+        gpu["count"] = settings["gpuCount"]
+    allowed = settings.get("allowedCudaVersions") or []
+    floor = settings.get("minCudaVersion")
+    if allowed:
+        gpu["allowedCudaVersions"] = list(allowed)
+    if floor:
+        if allowed:
+            add(
+                "error",
+                "cuda-versions-conflict",
+                "minCudaVersion",
+                f"allowedCudaVersions {', '.join(allowed)} and minCudaVersion {floor} are both set: REST v2 "
+                "rejects the pair with 400 (keep one, e.g. only the allowed versions at or above the floor)",
+            )
+        else:
+            gpu["minCudaVersion"] = floor
+    return gpu
+
+
+def _cpu(intent: Intent, add: _Add) -> list[dict[str, Any]]:
+    entries: list[dict[str, Any]] = []
+    for flavor, vcpus in intent.cpu or ():
+        if vcpus < 2 or not _power_of_two(vcpus):
+            add(
+                "error",
+                "field-out-of-range",
+                "instanceIds",
+                f"{flavor} with {vcpus} vCPU: REST v2 cpu[].vcpuCount must be 2 or more and a power of two",
+            )
+            continue
+        entry = {"id": flavor, "vcpuCount": vcpus}
+        if entry not in entries:
+            entries.append(entry)
+    return entries
+
+
+def _workers_and_scaling(intent: Intent, body: dict[str, Any], add: _Add) -> None:
+    settings = intent.settings
+    scaler_type = settings.get("scalerType")
+    scaler_value = settings.get("scalerValue")
+    load_balancer = _is_load_balancer(intent)
+
+    workers: dict[str, Any] = {}
+    if "workersMin" in settings:
+        workers["min"] = settings["workersMin"]
+    if "workersMax" in settings:
+        workers["max"] = settings["workersMax"]
+    if "idleTimeout" in settings:
+        if scaler_type == "REQUEST_COUNT" and not load_balancer:
+            add(
+                "warning",
+                "idle-timeout-not-applicable",
+                "idleTimeout",
+                f"idleTimeout {settings['idleTimeout']} is not sent: REST v2 does not apply idleTimeout to "
+                "queue endpoints scaling on REQUEST_COUNT and rejects it there",
+            )
+        else:
+            workers["idleTimeout"] = settings["idleTimeout"]
+    if workers:
+        body["workers"] = workers
+
+    if scaler_type is None or scaler_value is None:
+        if scaler_type is not None or scaler_value is not None:
+            present = "scalerType" if scaler_type is not None else "scalerValue"
+            add(
+                "info",
+                "field-not-carried",
+                present,
+                "REST v2 scaling needs both scalerType and scalerValue: the endpoint's scaling stays as it is",
+            )
+    elif scaler_type == "QUEUE_DELAY":
+        if load_balancer:
+            add(
+                "warning",
+                "scaling-not-applicable",
+                "scalerType",
+                "QUEUE_DELAY scaling is for queue endpoints only on REST v2: not sent for this load-balancer "
+                "endpoint, its scaling stays as it is",
+            )
+        else:
+            body["scaling"] = {"type": "QUEUE_DELAY", "queueDelay": scaler_value}
+    elif scaler_type == "REQUEST_COUNT":
+        body["scaling"] = {"type": "REQUEST_COUNT", "requestCount": scaler_value}
+    else:
+        add("error", "field-out-of-range", "scalerType", f"scalerType {scaler_type!r} has no REST v2 form")
+
+
+def build_v2_body(intent: Intent, tables: Tables) -> Translation:
+    """Encode an :class:`Intent` as a REST v2 ``UpdateEndpointRequest`` body, with v2's own findings."""
+    findings = [f for f in intent.findings if f.code not in _REPLACED_CODES]
+
+    def add(severity: Severity, code: str, field_: str, message: str) -> None:
+        findings.append(Finding(severity=severity, code=code, field=field_, message=message))
+
+    settings = intent.settings
+    body: dict[str, Any] = {}
+    if intent.name is not None:
+        body["name"] = intent.name
+    if intent.cpu is not None:
+        cpu = _cpu(intent, add)
+        if cpu:
+            body["cpu"] = cpu
+    else:
+        gpu = _gpu(intent, tables, add)
+        if gpu:
+            body["gpu"] = gpu
+    _workers_and_scaling(intent, body, add)
+    if intent.data_centers is not None:
+        body["dataCenterIds"] = list(intent.data_centers)
+    volumes = _dedupe([*settings.get("networkVolumeIds", ()), *filter(None, [settings.get("networkVolumeId")])])
+    if volumes:
+        body["networkVolumes"] = volumes
+    if "executionTimeoutMs" in settings:
+        body["timeout"] = settings["executionTimeoutMs"]
+    body["flashboot"] = intent.flashboot
+    if settings.get("templateId"):
+        add(
+            "info",
+            "field-not-carried",
+            "templateId",
+            "templateId is not sent on REST v2: there a templateId re-applies the template's container "
+            "settings and replaces the endpoint's env; the endpoint keeps its current image and env",
+        )
+    return Translation(body=body, findings=findings)
+
+
+# --- check -------------------------------------------------------------------------------------------------
+
+
+def _load_document(path: Path) -> dict[str, Any]:
+    try:
+        with path.open(encoding="utf-8") as fh:
+            document: dict[str, Any] = json.load(fh)
+    except FileNotFoundError:
+        raise FileNotFoundError(f"{path}: the stored REST v2 OpenAPI document is missing") from None
+    return document
+
+
+@functools.lru_cache(maxsize=4)
+def _validator_for(path: Path) -> tuple[Draft202012Validator, Registry[Any]]:
+    resource: Resource[Any] = DRAFT202012.create_resource(_load_document(path))
+    registry: Registry[Any] = Registry().with_resource(_SCHEMA_URI, resource)
+    validator = Draft202012Validator({"$ref": _SCHEMA_URI + _UPDATE_SCHEMA}, registry=registry)
+    return validator, registry
+
+
+def _validator() -> tuple[Draft202012Validator, Registry[Any]]:
+    return _validator_for(SCHEMA_PATH)
+
+
+def _known_properties(schema: Any, registry: Registry[Any], seen: frozenset[str] = frozenset()) -> set[str]:
+    """Property names a schema declares through ``properties``, ``allOf`` and ``$ref``."""
+    if not isinstance(schema, Mapping):
+        return set()
+    names = set(schema.get("properties", {}))
+    for sub in schema.get("allOf", ()):
+        names |= _known_properties(sub, registry, seen)
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref not in seen:
+        target = registry.resolver(_SCHEMA_URI).lookup(ref).contents
+        names |= _known_properties(target, registry, seen | {ref})
+    return names
+
+
+def _where(path: Sequence[Any]) -> tuple[str, str]:
+    """``(field, location)``: dotted names without list indices, and with them (``cpu[0].vcpuCount``)."""
+    field_parts: list[str] = []
+    location = ""
+    for part in path:
+        if isinstance(part, int):
+            location += f"[{part}]"
+        else:
+            field_parts.append(str(part))
+            location += f".{part}" if location else str(part)
+    return ".".join(field_parts) or "(body)", location or "(body)"
+
+
+def _leaf_errors(error: ValidationError) -> Iterator[ValidationError]:
+    """The errors that say what is wrong: a discriminated ``oneOf`` is narrowed to the branch it names."""
+    schema = error.schema
+    if error.validator == "oneOf" and error.context and isinstance(error.instance, Mapping):
+        discriminator = schema.get("discriminator") if isinstance(schema, Mapping) else None
+        if isinstance(schema, Mapping) and isinstance(discriminator, Mapping):
+            mapping = discriminator.get("mapping", {})
+            tag = error.instance.get(discriminator.get("propertyName", ""))
+            branches = [sub.get("$ref") for sub in schema.get("oneOf", ())]
+            if isinstance(tag, str) and mapping.get(tag) in branches:
+                index = branches.index(mapping[tag])
+                for sub in error.context:
+                    if sub.relative_schema_path and sub.relative_schema_path[0] == index:
+                        yield from _leaf_errors(sub)
+                return
+    yield error
+
+
+def schema_findings(body: Mapping[str, Any]) -> list[Finding]:
+    """Validate ``body`` against the v2 ``UpdateEndpointRequest`` schema: one error finding per field."""
+    validator, registry = _validator()
+    messages: dict[str, list[str]] = {}
+    for top in validator.iter_errors(body):
+        for error in _leaf_errors(top):
+            if error.validator == "unevaluatedProperties" and isinstance(error.instance, Mapping):
+                # A known property whose own value failed is reported by its own error, not as "unexpected".
+                known = _known_properties(error.schema, registry)
+                for key in error.instance:
+                    if key not in known:
+                        field_, location = _where([*error.absolute_path, key])
+                        messages.setdefault(field_, []).append(f"{location} is not a REST v2 update field")
+                continue
+            field_, location = _where(list(error.absolute_path))
+            messages.setdefault(field_, []).append(f"{location}: {error.message}")
+    return [
+        Finding(severity="error", code="field-out-of-range", field=field_, message="; ".join(_dedupe(texts)))
+        for field_, texts in messages.items()
+    ]
+
+
+def _rule_findings(body: Mapping[str, Any], tables: Tables) -> list[Finding]:
+    """v2 rules the schema cannot express (each a 400 from the server, or the exclusion-clearing edge)."""
+    out: list[Finding] = []
+
+    def error(code: str, field_: str, message: str) -> None:
+        out.append(Finding(severity="error", code=code, field=field_, message=message))
+
+    gpu, cpu = body.get("gpu"), body.get("cpu")
+    if gpu is not None and cpu is not None:
+        error("field-out-of-range", "gpu", "a REST v2 update takes gpu or cpu, never both (400)")
+    if isinstance(gpu, Mapping):
+        pools = gpu.get("pools")
+        if isinstance(pools, list) and all(isinstance(p, str) for p in pools):
+            unknown = [p for p in pools if p not in tables.pools]
+            for pool in unknown:
+                kind = "a GPU type, not a pool id" if _pool_of(tables, pool) else "not a known GPU pool"
+                error("unknown-gpu-pool", "gpu.pools", f"gpu.pools: {pool!r} is {kind}")
+            if "excludedTypes" not in gpu:
+                error(
+                    "exclusions-not-restated",
+                    "gpu.excludedTypes",
+                    "gpu.pools is sent without gpu.excludedTypes: REST v2 would clear the endpoint's GPU "
+                    "exclusions (send excludedTypes: [] to clear them on purpose)",
+                )
+            elif isinstance(gpu["excludedTypes"], list) and not unknown:
+                members = {member for pool in pools for member in tables.pools[pool]}
+                for gpu_type in gpu["excludedTypes"]:
+                    if isinstance(gpu_type, str) and gpu_type.strip() not in members:
+                        error(
+                            "exclusion-not-in-pools",
+                            "gpu.excludedTypes",
+                            f"gpu.excludedTypes: {gpu_type!r} is in none of gpu.pools: REST v2 rejects it with 400",
+                        )
+        allowed, floor = gpu.get("allowedCudaVersions"), gpu.get("minCudaVersion")
+        if allowed and floor:
+            error(
+                "cuda-versions-conflict",
+                "gpu.minCudaVersion",
+                "gpu.allowedCudaVersions (non-empty) and gpu.minCudaVersion are both set: REST v2 rejects "
+                "the pair with 400",
+            )
+    if isinstance(cpu, list):
+        for index, entry in enumerate(cpu):
+            vcpus = entry.get("vcpuCount") if isinstance(entry, Mapping) else None
+            if isinstance(vcpus, int) and not isinstance(vcpus, bool) and vcpus >= 2 and not _power_of_two(vcpus):
+                error("field-out-of-range", "cpu.vcpuCount", f"cpu[{index}].vcpuCount {vcpus} is not a power of two")
+    return out
+
+
+# --- compare -----------------------------------------------------------------------------------------------
+
+
+def _as_list(value: Any) -> Any:
+    if isinstance(value, str):
+        return [part.strip() for part in value.split(",") if part.strip()]
+    return value
+
+
+def normalize_v2_state(state: Mapping[str, Any]) -> dict[str, Any]:
+    """A ``GET /v2/serverless/{id}`` read in the body's vocabulary (only what a body can say)."""
+    out: dict[str, Any] = {}
+    for key in ("name", "flashboot", "timeout"):
+        if state.get(key) is not None:
+            out[key] = state[key]
+    for key in ("dataCenterIds", "networkVolumes"):
+        if state.get(key) is not None:
+            out[key] = _as_list(state[key])
+    gpu = state.get("gpu")
+    if isinstance(gpu, Mapping):
+        have: dict[str, Any] = {}
+        if gpu.get("pools") is not None:
+            have["pools"] = _as_list(gpu["pools"])
+            # Reads leave excludedTypes out when there are none: with pools known, absent means empty.
+            have["excludedTypes"] = _as_list(gpu.get("excludedTypes") or [])
+        if gpu.get("count") is not None:
+            have["count"] = gpu["count"]
+        if "allowedCudaVersions" in gpu:
+            have["allowedCudaVersions"] = _as_list(gpu["allowedCudaVersions"] or [])
+        if "minCudaVersion" in gpu:
+            have["minCudaVersion"] = gpu["minCudaVersion"] or ""  # null = no floor, "" in a PATCH
+        out["gpu"] = have
+    cpu = state.get("cpu")
+    if isinstance(cpu, list):
+        out["cpu"] = [
+            {"id": entry.get("id"), "vcpuCount": entry.get("vcpuCount")} for entry in cpu if isinstance(entry, Mapping)
+        ]
+    workers = state.get("workers")
+    if isinstance(workers, Mapping):
+        out["workers"] = {key: workers[key] for key in ("min", "max", "idleTimeout") if workers.get(key) is not None}
+    scaling = state.get("scaling")
+    if isinstance(scaling, Mapping):
+        out["scaling"] = {key: value for key, value in scaling.items() if value is not None}
+    return out
+
+
+def _hashable(value: Any) -> Any:
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def diff_nested(
+    body: Mapping[str, Any], state: Mapping[str, Any], set_fields: frozenset[str], prefix: str = ""
+) -> list[Change]:
+    """Like :func:`bridge.target.diff`, recursing into objects: ``Change.field`` is dotted (``gpu.pools``).
+
+    A key the state lacks is skipped at every level; a list whose dotted name is in ``set_fields`` is
+    compared as a set.
+    """
+    changes: list[Change] = []
+    for key, want in body.items():
+        if key not in state:
+            continue
+        name = prefix + key
+        have = state[key]
+        if isinstance(want, Mapping) and isinstance(have, Mapping):
+            changes.extend(diff_nested(want, have, set_fields, name + "."))
+            continue
+        if name in set_fields and isinstance(want, list) and isinstance(have, list):
+            if set(map(_hashable, want)) == set(map(_hashable, have)):
+                continue
+        elif want == have:
+            continue
+        changes.append(Change.model_validate({"field": name, "from": have, "to": want}))
+    return changes
+
+
+def _canonical(value: Any, set_fields: frozenset[str], name: str) -> Any:
+    if isinstance(value, Mapping):
+        prefix = name + "." if name else ""
+        return {key: _canonical(item, set_fields, prefix + key) for key, item in value.items()}
+    if name in set_fields and isinstance(value, list):
+        return sorted(value, key=lambda item: json.dumps(item, sort_keys=True))
+    return value
+
+
+def fingerprint_nested(normalized: Mapping[str, Any], set_fields: frozenset[str]) -> str:
+    """Like :func:`bridge.target.fingerprint`, also sorting nested set fields (``gpu.pools``)."""
+    canonical = _canonical(normalized, set_fields, "")
+    digest = hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return f"sha256:{digest}"
+
+
+# --- the target --------------------------------------------------------------------------------------------
+
+
+class _V2:
+    """REST v2: ``PATCH /v2/serverless/{id}`` with an ``UpdateEndpointRequest`` body."""
+
+    name: Target = "v2"
+    set_fields = frozenset(
+        {"gpu.pools", "gpu.excludedTypes", "gpu.allowedCudaVersions", "cpu", "dataCenterIds", "networkVolumes"}
+    )
+
+    def build(self, intent: Intent, tables: Tables) -> Translation:
+        return build_v2_body(intent, tables)
+
+    def check_body(self, body: Mapping[str, Any], tables: Tables) -> list[Finding]:
+        return [*schema_findings(body), *_rule_findings(body, tables)]
+
+    def normalize_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
+        return normalize_v2_state(state)
+
+
+V2: RestTarget = _V2()
+register_target(V2)
