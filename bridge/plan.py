@@ -21,6 +21,10 @@ _LEGACY_FIELD = {
     "flashboot": "flashBootType",
     "cpuFlavorIds": "instanceIds",
     "vcpuCount": "instanceIds",
+    "gpu": "gpuIds",
+    "cpu": "instanceIds",
+    "timeout": "executionTimeoutMs",
+    "networkVolumes": "networkVolumeIds",
 }
 
 
@@ -33,7 +37,7 @@ def timestamp(now: datetime | None = None) -> str:
 
 
 def _legacy_value(ep: LegacyEndpoint, key: str) -> Any:
-    if key == "networkVolumeIds":
+    if key in ("networkVolumeIds", "networkVolumes"):
         return [ref.networkVolumeId for ref in ep.networkVolumeIds or ()]
     if key == "allowedCudaVersions" and isinstance(ep.allowedCudaVersions, str):
         return [v.strip() for v in ep.allowedCudaVersions.split(",") if v.strip()]

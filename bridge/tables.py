@@ -260,4 +260,6 @@ def build_tables(
         locations.update(override.locations)
         names.append(override.name)
     update.update(pools=new_pools, locations=locations, overrides=tuple(names))
-    return tables.model_copy(update=update)
+    result = tables.model_copy(update=update)
+    result.__dict__.pop("pool_of", None)  # model_copy carries the cached_property over: it would be stale
+    return result

@@ -37,19 +37,29 @@ class RestTarget(Protocol):
         ...
 
 
-def diff(body: Mapping[str, Any], state: Mapping[str, Any], set_fields: frozenset[str]) -> list[Change]:
-    """Fields of ``body`` whose value differs from ``state``; a field the state lacks is skipped."""
+def diff(
+    body: Mapping[str, Any], state: Mapping[str, Any], set_fields: frozenset[str], prefix: str = ""
+) -> list[Change]:
+    """Fields of ``body`` whose value differs from ``state``; a field the state lacks is skipped.
+
+    Objects are compared key by key (v2's ``gpu``, ``workers``, ``scaling``) with dotted names
+    (``gpu.excludedTypes``); a list whose dotted name is in ``set_fields`` is compared as a set.
+    """
     changes: list[Change] = []
     for key, want in body.items():
         if key not in state:
             continue
+        name = prefix + key
         have = state[key]
-        if key in set_fields and isinstance(want, list) and isinstance(have, list):
+        if isinstance(want, Mapping) and isinstance(have, Mapping):
+            changes.extend(diff(want, have, set_fields, name + "."))
+            continue
+        if name in set_fields and isinstance(want, list) and isinstance(have, list):
             if set(map(_hashable, want)) == set(map(_hashable, have)):
                 continue
         elif want == have:
             continue
-        changes.append(Change(field=key, from_=have, to=want))
+        changes.append(Change(field=name, from_=have, to=want))
     return changes
 
 
@@ -61,14 +71,18 @@ def _hashable(value: Any) -> Any:
 
 def fingerprint(normalized: Mapping[str, Any], set_fields: frozenset[str]) -> str:
     """Return ``sha256:<hex>`` of a normalized REST state (set fields sorted, keys sorted)."""
-    canonical = {
-        key: sorted(value, key=lambda v: json.dumps(v, sort_keys=True))
-        if key in set_fields and isinstance(value, list)
-        else value
-        for key, value in normalized.items()
-    }
+    canonical = _canonical(normalized, set_fields, "")
     digest = hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
     return f"sha256:{digest}"
+
+
+def _canonical(value: Any, set_fields: frozenset[str], name: str) -> Any:
+    if isinstance(value, Mapping):
+        prefix = name + "." if name else ""
+        return {key: _canonical(item, set_fields, prefix + key) for key, item in value.items()}
+    if name in set_fields and isinstance(value, list):
+        return sorted(value, key=lambda item: json.dumps(item, sort_keys=True))
+    return value
 
 
 def _split_list(value: Any) -> Any:

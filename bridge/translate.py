@@ -60,6 +60,7 @@ class Intent:
     excluded: list[str] = field(default_factory=list)  # excluded GPU types, in order
     gpu_types: list[str] = field(default_factory=list)  # pools expanded, minus exclusions
     data_centers: list[str] | None = None  # None = anywhere
+    endpoint_type: str | None = None  # legacy routing type: QB (queue), LB (load balancer), None = queue
     settings: dict[str, Any] = field(default_factory=dict)  # pass-through values, already checked
 
     def add(self, severity: Severity, code: str, field_: str, message: str) -> None:
@@ -311,13 +312,13 @@ def _not_carried(ep: LegacyEndpoint, intent: Intent) -> None:
             "info",
             "field-not-carried",
             key,
-            f"{key} has no REST update field: it stays on the endpoint as it is",
+            f"{key} is not part of the update: it stays on the endpoint as it is",
         )
 
 
 def analyse(ep: LegacyEndpoint, tables: Tables, *, keep_fb_suffix: bool = False) -> Intent:
     """Read a legacy endpoint's encodings into a target-neutral :class:`Intent` with its findings."""
-    intent = Intent()
+    intent = Intent(endpoint_type=ep.type or None)
     _flashboot(ep, keep_fb_suffix, intent)
     if ep.instanceIds:
         _cpu(ep, tables, intent)
