@@ -175,7 +175,7 @@ class GraphQLSource:
         rejected = [m.groups() for e in errors if (m := _UNKNOWN_FIELD.search(str(e.get("message", ""))))]
         if not rejected or len(rejected) != len(errors):
             return False
-        for type_name, field_name in rejected:
+        for field_name, type_name in rejected:
             if type_name == self.fragment.type_name and field_name in REQUIRED_FIELDS:
                 raise self.http.fail(
                     ApiError(
