@@ -117,6 +117,7 @@ class _Server(ThreadingHTTPServer):
 
     daemon_threads = True
     block_on_close = False
+    request_queue_size = 1024  # the default 5 resets connections when many clients connect at once
 
     def __init__(self, port: int, emulator: Emulator) -> None:
         self.emulator = emulator
