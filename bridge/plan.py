@@ -28,6 +28,9 @@ _LEGACY_FIELD = {
 }
 
 
+_CONVERTED = frozenset({"networkVolumeIds", "networkVolumes", "allowedCudaVersions"})
+
+
 def timestamp(now: datetime | None = None) -> str:
     """Return an ISO 8601 UTC time; ``SOURCE_DATE_EPOCH`` makes it reproducible."""
     if now is None:
@@ -48,6 +51,9 @@ def legacy_changes(ep: LegacyEndpoint, body: Mapping[str, Any]) -> list[Change]:
     """Changes of ``body`` against the legacy record (used when no REST state is known)."""
     changes = []
     for key, value in body.items():
+        # Most fields pass through unchanged: compare those without building the legacy value.
+        if key not in _LEGACY_FIELD and key not in _CONVERTED and getattr(ep, key, None) == value:
+            continue
         before = _legacy_value(ep, key)
         if before != value:
             changes.append(Change(field=key, from_=before, to=value))
