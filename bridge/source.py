@@ -15,6 +15,7 @@ and typed errors as REST.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
@@ -22,7 +23,7 @@ from typing import Any
 from gql import Client, GraphQLRequest
 from gql.transport.exceptions import TransportQueryError
 from gql.transport.httpx import HTTPXAsyncTransport
-from graphql import ExecutionResult, FieldNode, FragmentDefinitionNode, parse
+from graphql import DocumentNode, ExecutionResult, FieldNode, FragmentDefinitionNode, parse, print_ast
 
 from bridge._resources import package_path
 from bridge.errors import ApiError, AuthError
@@ -47,6 +48,7 @@ _AUTH_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN"})
 _AUTH_WORDS = re.compile(r"unauthori[sz]ed|not authenticated|invalid api key|api key is invalid", re.IGNORECASE)
 
 
+@functools.cache
 def load_query(name: str) -> str:
     """The text of a shipped query document (``endpoints``, ``endpoint``, ``pools``, ``endpoint_fields``)."""
     return package_path("queries", f"{name}.graphql").read_text(encoding="utf-8")
@@ -99,6 +101,12 @@ class _PacedTransport(HTTPXAsyncTransport):
     def __init__(self, http: Http, url: str) -> None:
         super().__init__(url=url)
         self._http = http
+        # Printing a document costs as much as parsing it: the source registers the text it parsed.
+        self._texts: dict[int, str] = {}
+
+    def register(self, document: DocumentNode, text: str) -> None:
+        """Remember the source text of a parsed document, sent instead of printing it again."""
+        self._texts[id(document)] = text
 
     async def connect(self) -> None:
         self.client = self._http.client  # shared: the Http that owns it closes it
@@ -114,7 +122,11 @@ class _PacedTransport(HTTPXAsyncTransport):
         upload_files: bool = False,
     ) -> ExecutionResult:
         url = str(self.url)
-        payload = self._prepare_request(request)["json"]
+        payload: dict[str, Any] = {"query": self._texts.get(id(request.document)) or print_ast(request.document)}
+        if request.operation_name:
+            payload["operationName"] = request.operation_name
+        if request.variable_values is not None:
+            payload["variables"] = request.variable_values
         # Apollo answers documents that do not validate (schema drift) with 400 and a JSON `errors` list.
         response = await self._http.request("POST", url, api="graphql", json_body=payload, passthrough=(400,))
         if response.status_code == 400 and is_html(response):
@@ -134,9 +146,9 @@ class GraphQLSource:
         self.url = url or http.settings.graphql_url
         self.fragment = Fragment(load_query("endpoint_fields"))
         self.notes: list[str] = []
-        self._client = Client(
-            transport=_PacedTransport(http, self.url), fetch_schema_from_transport=False, execute_timeout=None
-        )
+        self._transport = _PacedTransport(http, self.url)
+        self._client = Client(transport=self._transport, fetch_schema_from_transport=False, execute_timeout=None)
+        self._documents: dict[str, DocumentNode] = {}
         self._session: Any = None
 
     async def __aenter__(self) -> GraphQLSource:
@@ -151,10 +163,7 @@ class GraphQLSource:
         """Run a shipped query (with the current fragment when it uses one), dropping rejected optional fields."""
         attempt = 0
         while True:
-            text = load_query(name)
-            if "...LegacyEndpoint" in text:
-                text = text + "\n" + self.fragment.text()
-            request = GraphQLRequest(text, variable_values=variables, operation_name=operation)
+            request = GraphQLRequest(self._document(name), variable_values=variables, operation_name=operation)
             try:
                 data = await self._session.execute(request)
             except TransportQueryError as exc:
@@ -170,6 +179,17 @@ class GraphQLSource:
             if not isinstance(data, dict):
                 raise self.http.fail(ApiError(f"POST {self.url}: query {operation}: the answer has no data"))
             return data
+
+    def _document(self, name: str) -> DocumentNode:
+        """The parsed query ``name`` with the current fragment (parsed once per fragment version)."""
+        text = load_query(name)
+        if "...LegacyEndpoint" in text:
+            text = text + "\n" + self.fragment.text()
+        document = self._documents.get(text)
+        if document is None:
+            document = self._documents[text] = parse(text)
+            self._transport.register(document, text)
+        return document
 
     def _drop_rejected(self, errors: Sequence[Mapping[str, Any]], operation: str) -> bool:
         rejected = [m.groups() for e in errors if (m := _UNKNOWN_FIELD.search(str(e.get("message", ""))))]
