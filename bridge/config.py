@@ -53,7 +53,8 @@ class Settings:
             key = env.get("RUNPOD_API_KEY", "").strip()
             if not key:
                 raise MissingKeyError(
-                    "no API key: set RUNPOD_API_KEY or pass --api-key-file FILE (or use --from SNAPSHOT to work offline)"
+                    "no API key: set RUNPOD_API_KEY or pass --api-key-file FILE"
+                    " (or use --from SNAPSHOT to work offline)"
                 )
         if any(c in key for c in "\r\n\0"):
             raise InputError("the API key contains a line break or NUL character")
