@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
 
 __all__ = [
     "Change",
@@ -36,25 +36,29 @@ class NetworkVolumeRef(BaseModel):
 
 
 class LegacyEndpoint(BaseModel):
-    """A serverless endpoint as the legacy GraphQL API returns it. Unknown and missing fields are fine."""
+    """A serverless endpoint as the legacy GraphQL API returns it. Unknown and missing fields are fine.
+
+    Numbers are strict: GraphQL's ``Int`` never arrives as ``true`` or ``"2"``, and coercing such a value
+    would send a setting the legacy record does not hold.
+    """
 
     model_config = _TOLERANT
     id: str = Field(min_length=1)
     name: str | None = None
     gpuIds: str | None = None
-    gpuCount: int | None = None
+    gpuCount: StrictInt | None = None
     instanceIds: list[str] | None = None
     computeType: str | None = None
     locations: str | None = None
     networkVolumeId: str | None = None
     networkVolumeIds: list[NetworkVolumeRef] | None = None
-    idleTimeout: int | None = None
+    idleTimeout: StrictInt | None = None
     scalerType: str | None = None
-    scalerValue: int | float | None = None
-    workersMin: int | None = None
-    workersMax: int | None = None
+    scalerValue: StrictInt | StrictFloat | None = None
+    workersMin: StrictInt | None = None
+    workersMax: StrictInt | None = None
     templateId: str | None = None
-    executionTimeoutMs: int | None = None
+    executionTimeoutMs: StrictInt | None = None
     allowedCudaVersions: str | list[str] | None = None
     minCudaVersion: str | None = None
     flashBootType: str | None = None

@@ -14,12 +14,16 @@ from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
+from bridge._gc import paused_gc
 from bridge.errors import SnapshotError
-from bridge.models import LegacyEndpoint
+from bridge.models import LegacyEndpoint, NetworkVolumeRef
+from bridge.tables import member_problem, pool_id_problem
 
 __all__ = ["Snapshot", "load_snapshot", "parse_snapshot"]
 
 _ENDPOINTS: TypeAdapter[list[LegacyEndpoint]] = TypeAdapter(list[LegacyEndpoint])
+# Error locations also name union branches ("scalerValue.int"): keep only the parts a user wrote.
+_FIELD_NAMES = frozenset(LegacyEndpoint.model_fields) | frozenset(NetworkVolumeRef.model_fields)
 
 
 @dataclass(frozen=True, slots=True)
@@ -36,6 +40,8 @@ def _shape(doc: Any, where: str) -> tuple[Any, Any]:
         return doc, None
     if not isinstance(doc, Mapping):
         raise SnapshotError(f"{where}: expected a JSON object or list, got {type(doc).__name__}")
+    if doc.get("errors") and not isinstance(doc.get("data"), Mapping):
+        raise SnapshotError(f"{where}: the document is a GraphQL error answer, not a snapshot")
     if "data" in doc:
         data = doc["data"]
         if not isinstance(data, Mapping):
@@ -46,8 +52,6 @@ def _shape(doc: Any, where: str) -> tuple[Any, Any]:
         return myself["endpoints"], data.get("serverlessGpuPools")
     if "endpoints" in doc:
         return doc["endpoints"], doc.get("serverlessGpuPools")
-    if doc.get("errors"):
-        raise SnapshotError(f"{where}: the document is a GraphQL error answer, not a snapshot")
     raise SnapshotError(f"{where}: no endpoints found (expected data.myself.endpoints, endpoints, or a list)")
 
 
@@ -58,19 +62,30 @@ def _pools(raw: Any, where: str) -> dict[str, list[str]] | None:
         raise SnapshotError(f"{where}: serverlessGpuPools: expected a list")
     pools: dict[str, list[str]] = {}
     for index, item in enumerate(raw):
+        key = f"{where}: serverlessGpuPools[{index}]"
         if (
             not isinstance(item, Mapping)
             or not isinstance(item.get("id"), str)
             or not isinstance(item.get("gpuTypeIds"), list)
             or not all(isinstance(t, str) for t in item["gpuTypeIds"])
         ):
-            raise SnapshotError(f"{where}: serverlessGpuPools[{index}]: expected {{id, gpuTypeIds: [string]}}")
+            raise SnapshotError(f"{key}: expected {{id, gpuTypeIds: [string]}}")
+        problem = pool_id_problem(item["id"]) or member_problem(item["gpuTypeIds"])
+        if problem:
+            raise SnapshotError(f"{key}: {problem}")
+        if item["id"] in pools:
+            raise SnapshotError(f"{key}: pool {item['id']} is listed twice")
         pools[item["id"]] = list(item["gpuTypeIds"])
     return pools or None
 
 
 def parse_snapshot(doc: Any, where: str = "snapshot") -> Snapshot:
     """Validate a decoded snapshot document. ``where`` names it in error messages."""
+    with paused_gc():
+        return _parse(doc, where)
+
+
+def _parse(doc: Any, where: str) -> Snapshot:
     raw, raw_pools = _shape(doc, where)
     if not isinstance(raw, list):
         raise SnapshotError(f"{where}: endpoints: expected a list")
@@ -83,7 +98,7 @@ def parse_snapshot(doc: Any, where: str = "snapshot") -> Snapshot:
         item = raw[index] if index is not None and index < len(raw) else None
         ident = item.get("id") if isinstance(item, Mapping) else None
         who = f"endpoint {ident}" if isinstance(ident, str) and ident else f"endpoints[{index}]"
-        field_ = ".".join(str(p) for p in loc[1:]) or "(the endpoint)"
+        field_ = ".".join(str(p) for p in loc[1:] if isinstance(p, int) or p in _FIELD_NAMES) or "(the endpoint)"
         raise SnapshotError(f"{where}: {who}: {field_}: {err['msg']}") from None
     seen: set[str] = set()
     for ep in endpoints:
@@ -101,7 +116,8 @@ def load_snapshot(path: str | Path) -> Snapshot:
     except OSError as exc:
         raise SnapshotError(f"{path}: cannot read: {exc.strerror or exc}") from None
     try:
-        doc = json.loads(text)
+        with paused_gc():
+            doc = json.loads(text)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         if text.lstrip()[:1] == b"<":
             raise SnapshotError(f"{path}: an HTML page, not a JSON snapshot (saved from an error page?)") from None

@@ -30,7 +30,9 @@ __all__ = [
     "build_tables",
     "bundled_tables",
     "load_override",
+    "member_problem",
     "parse_override",
+    "pool_id_problem",
 ]
 
 PoolSource = Literal["bundled", "snapshot", "live"]
@@ -46,10 +48,27 @@ class _Pool(BaseModel):
     sources: tuple[str, ...] = NonEmpty
     disputed: str | None = None
 
+    @field_validator("members")
+    @classmethod
+    def _members(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        problem = member_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
 
 class _PoolFile(BaseModel):
     model_config = _STRICT
     pools: dict[str, _Pool] = NonEmpty
+
+    @field_validator("pools")
+    @classmethod
+    def _ids(cls, value: dict[str, _Pool]) -> dict[str, _Pool]:
+        for key in value:
+            problem = pool_id_problem(key)
+            if problem:
+                raise ValueError(problem)
+        return value
 
 
 class DataCenter(BaseModel):
@@ -88,15 +107,32 @@ class _RestV1File(BaseModel):
     scaler_types: tuple[str, ...] = NonEmpty
 
 
+def member_problem(members: Sequence[str]) -> str | None:
+    """Say what is wrong with a pool's or location's member list, or ``None`` when it is fine."""
+    seen: set[str] = set()
+    for member in members:
+        if not member.strip() or "," in member or member.startswith("-") or member != member.strip():
+            return f"{member!r} is not a valid id"
+        if member in seen:
+            return f"{member!r} is listed twice"
+        seen.add(member)
+    return None
+
+
+def pool_id_problem(pool_id: str) -> str | None:
+    """Say what is wrong with a pool id, or ``None`` when it is fine."""
+    return None if _POOL_ID.match(pool_id) else f"{pool_id!r} is not a pool id (letters, digits and _ only)"
+
+
 def _check_members(value: dict[str, tuple[str, ...]], what: str) -> dict[str, tuple[str, ...]]:
     for key, members in value.items():
         if not key.strip() or "," in key:
             raise ValueError(f"{key!r} is not a valid {what} name")
         if not members:
             raise ValueError(f"{key}: the list is empty")
-        for member in members:
-            if not member.strip() or "," in member or member.startswith("-"):
-                raise ValueError(f"{key}: {member!r} is not a valid id")
+        problem = member_problem(members)
+        if problem:
+            raise ValueError(f"{key}: {problem}")
     return value
 
 
@@ -112,8 +148,9 @@ class Override(BaseModel):
     @classmethod
     def _pools(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
         for key in value:
-            if not _POOL_ID.match(key):
-                raise ValueError(f"{key!r} is not a pool id (letters, digits and _ only)")
+            problem = pool_id_problem(key)
+            if problem:
+                raise ValueError(problem)
         return _check_members(value, "pool")
 
     @field_validator("locations")
@@ -236,6 +273,23 @@ def _check_locations(tables: Tables, override: Override) -> None:
                 raise TableError(f"{override.name}: locations.{token}: {dc_id!r} is not a REST v1 data center")
 
 
+def _pool_table(pools: Mapping[str, Sequence[str]], where: str) -> dict[str, tuple[str, ...]]:
+    """Validate a pool table read from a snapshot or the live API.
+
+    Unlike an override, a live pool may be empty (it has no GPU type right now): endpoints that select
+    only it are then blocked with ``no-gpu-types`` instead of the whole run failing.
+    """
+    table: dict[str, tuple[str, ...]] = {}
+    for pool_id, members in pools.items():
+        if not isinstance(pool_id, str) or isinstance(members, str) or not isinstance(members, Sequence):
+            raise TableError(f"{where}: {pool_id}: expected a list of GPU type ids")
+        problem = pool_id_problem(pool_id) or member_problem(members)
+        if problem:
+            raise TableError(f"{where}: {pool_id}: {problem}")
+        table[pool_id] = tuple(members)
+    return table
+
+
 def build_tables(
     *,
     base: Tables | None = None,
@@ -248,8 +302,7 @@ def build_tables(
     update: dict[str, Any] = {}
     new_pools = dict(tables.pools)
     if pools is not None:
-        given = parse_override({"pools": dict(pools)}, f"{pool_source} pool table")
-        new_pools = dict(given.pools)
+        new_pools = _pool_table(pools, f"{pool_source} pool table")
         update["pool_source"] = pool_source
     locations = dict(tables.locations)
     names = list(tables.overrides)

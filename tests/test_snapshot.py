@@ -71,6 +71,11 @@ def test_docs_example_without_optional_fields() -> None:
         ("snapshot-missing-id.json", "endpoints[0]: id"),
         ("snapshot-duplicate-id.json", "endpoint dup: listed twice"),
         ("snapshot-bad-pools.json", "serverlessGpuPools[0]"),
+        ("snapshot-graphql-errors-null-data.json", "GraphQL error answer"),
+        ("snapshot-bool-as-int.json", "endpoint coerce1: idleTimeout: Input should be a valid integer"),
+        ("snapshot-string-as-number.json", "endpoint coerce2: scalerValue: Input should be a valid integer"),
+        ("snapshot-pool-dash-member.json", "serverlessGpuPools[0]: '-NVIDIA GeForce RTX 4090' is not a valid id"),
+        ("snapshot-pool-twice.json", "serverlessGpuPools[1]: pool ADA_24 is listed twice"),
     ],
 )
 def test_broken_snapshot_names_file_and_problem(name: str, expected: str) -> None:
@@ -105,3 +110,23 @@ def test_select_filters_and_rejects_unknown_ids() -> None:
     assert [e.id for e in select(snap.endpoints, ["anywhere000016"], "f")] == ["anywhere000016"]
     with pytest.raises(SnapshotError, match="endpoint nope is not in the account"):
         select(snap.endpoints, ["nope"], "f")
+
+
+def test_empty_snapshot_pool_blocks_only_its_endpoints() -> None:
+    """A pool the snapshot lists with no GPU type blocks the endpoints on it alone, not the whole run."""
+    from bridge.plan import build_plan
+    from bridge.tables import build_tables
+
+    doc = {
+        "data": {
+            "myself": {"endpoints": [{"id": "empty", "gpuIds": "ADA_24"}, {"id": "full", "gpuIds": "AMPERE_48"}]},
+            "serverlessGpuPools": [
+                {"id": "ADA_24", "gpuTypeIds": []},
+                {"id": "AMPERE_48", "gpuTypeIds": ["NVIDIA A40"]},
+            ],
+        }
+    }
+    snap = parse_snapshot(doc)
+    plan = build_plan(snap.endpoints, build_tables(pools=snap.pools))
+    status = {ep.id: (ep.status, [f.code for f in ep.findings]) for ep in plan.endpoints}
+    assert status == {"empty": ("blocked", ["no-gpu-types"]), "full": ("update", [])}

@@ -107,6 +107,19 @@ def test_missing_override_file() -> None:
             "[pools.AMPERE_24]\nbogus = 1",
             "pools.AMPERE_24.bogus: unknown key",
         ),
+        (
+            "gpu_pools.toml",
+            'members = ["NVIDIA A40", "NVIDIA RTX A6000"]',
+            'members = ["NVIDIA A40", "-NVIDIA RTX A6000"]',
+            "pools.AMPERE_48.members: '-NVIDIA RTX A6000' is not a valid id",
+        ),
+        (
+            "gpu_pools.toml",
+            'members = ["NVIDIA A40", "NVIDIA RTX A6000"]',
+            'members = ["NVIDIA A40", "NVIDIA A40"]',
+            "pools.AMPERE_48.members: 'NVIDIA A40' is listed twice",
+        ),
+        ("gpu_pools.toml", "[pools.AMPERE_48]", '[pools."AMPERE 48"]', "'AMPERE 48' is not a pool id"),
         ("data_centers.toml", 'country = "RO"', 'country = "Romania"', "data_centers.EU-RO-1.country"),
         ("rest_v1.toml", "cpu_flavors = [", "cpu_flavorz = [", "cpu_flavors: missing"),
         (
