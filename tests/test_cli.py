@@ -131,8 +131,14 @@ def test_broken_override_one_line_exit_2(bad: str) -> None:
 
 def test_bad_option_is_exit_2() -> None:
     """A bad option value is a usage error, exit 2."""
-    code, _, _ = invoke("plan", "--from", str(SAMPLE), "--format", "yaml")
-    assert code == 2
+    code, _, err = invoke("plan", "--from", str(SAMPLE), "--format", "yaml")
+    assert code == 2 and len(err.strip().splitlines()) == 1 and "--format" in err and "bridge plan --help" in err
+
+
+def test_directory_as_snapshot_is_one_line_exit_2(tmp_path: Path) -> None:
+    """A directory given as --from is named in one line, exit 2."""
+    code, _, err = invoke("plan", "--from", str(tmp_path))
+    assert code == 2 and len(err.strip().splitlines()) == 1 and str(tmp_path) in err
 
 
 def test_live_plan_without_key_is_exit_2() -> None:

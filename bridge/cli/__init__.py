@@ -7,7 +7,10 @@ are imported only by the commands that need them).
 
 from __future__ import annotations
 
+import errno
 import importlib
+import sys
+from collections.abc import Sequence
 from typing import Any
 
 import click
@@ -40,13 +43,42 @@ class _LazyGroup(click.Group):
         command: click.Command = getattr(module, entry[1])
         return command
 
+    def main(
+        self,
+        args: Sequence[str] | None = None,
+        prog_name: str | None = None,
+        complete_var: str | None = None,
+        standalone_mode: bool = True,
+        **extra: Any,
+    ) -> Any:
+        """Run as click does, but say a usage error in one line (``bridge: error: ...``), exit code 2."""
+        if not standalone_mode:
+            return super().main(args, prog_name, complete_var, False, **extra)
+        try:
+            result = super().main(args, prog_name, complete_var, False, **extra)
+        except click.UsageError as exc:
+            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
+            click.echo(f"bridge: error: {exc.format_message().rstrip('.')}{where}", err=True)
+            sys.exit(exc.exit_code)
+        except click.ClickException as exc:
+            exc.show()
+            sys.exit(exc.exit_code)
+        except click.Abort:
+            click.echo("bridge: aborted", err=True)
+            sys.exit(1)
+        except OSError as exc:
+            if exc.errno != errno.EPIPE:
+                raise
+            sys.exit(1)  # stdout closed early (e.g. piped into head): nothing left to report
+        sys.exit(result if isinstance(result, int) else 0)
+
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         rows = [(name, help_) for name, (_, _, help_) in sorted(_COMMANDS.items())]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
 
 
-@click.group(cls=_LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyGroup, name="bridge", context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(package_name="runpod-bridge", prog_name="bridge")
 def main(**_: Any) -> None:
     """Move RunPod Serverless endpoints off the legacy GraphQL settings onto the REST API.
