@@ -42,7 +42,7 @@ NOT_CARRIED = (
     "hubReleaseId",
 )
 
-_FB_SUFFIX = re.compile(r"\s*-fb\Z", re.IGNORECASE)
+_FB_SUFFIX = re.compile(r"\s*-fb\s*\Z", re.IGNORECASE)
 _CPU_INSTANCE = re.compile(r"([a-z][a-z0-9]*)-([1-9][0-9]*)-([1-9][0-9]*)\Z")
 _NAME_MAX = 191
 _IDLE_RANGE = (1, 3600)
@@ -96,7 +96,8 @@ def _gpu(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
     excluded: list[str] = []
     for token in _split(ep.gpuIds or ""):
         if token.startswith("-"):
-            excluded.append(token[1:].strip())
+            if token[1:].strip():  # a lone "-" excludes nothing: an empty token (SPEC §4)
+                excluded.append(token[1:].strip())
             continue
         intent.pools.append(token)
         members = tables.pools.get(token)

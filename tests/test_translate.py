@@ -54,8 +54,9 @@ def test_live_verified_exclusion_pins_a40() -> None:
 def test_empty_tokens_are_ignored_and_duplicates_dropped() -> None:
     """Empty tokens are skipped and a type listed by two pools appears once, first occurrence kept."""
     custom = build_tables(pools={"P1": ["NVIDIA L4", "NVIDIA A40"], "P2": ["NVIDIA A40", "NVIDIA H200"]})
-    result = translate(endpoint(gpuIds=" P2 ,, P1, ,P2"), custom)
+    result = translate(endpoint(gpuIds=" P2 ,, P1, ,P2, - "), custom)
     assert result.body["gpuTypeIds"] == ["NVIDIA A40", "NVIDIA H200", "NVIDIA L4"]
+    assert result.findings == []  # a lone "-" is an empty exclusion: ignored, no warning
 
 
 def test_unknown_pool_is_an_error() -> None:
@@ -185,6 +186,7 @@ def test_gb_alone_warns_and_blocks() -> None:
         ("Generated Endpoint -fb", "Generated Endpoint"),
         ("sdxl-fb", "sdxl"),
         ("whisper  \t-FB", "whisper"),
+        ("svc -fb ", "svc"),
         ("my-fb-thing", None),
         ("fb", None),
     ],
