@@ -9,7 +9,8 @@ Every REST update triggers a rolling release on RunPod, and RunPod has no idempo
 - after a write whose outcome is unknown (timeout, dropped connection, 5xx) re-reads before any retry, and
   counts the endpoint done if it already matches; at most :data:`WRITE_ATTEMPTS` writes per endpoint;
 - records every attempt and outcome in the journal, fsync'd line by line;
-- stops the whole run on a rejected key, a retired API or a wait longer than the server may ask for.
+- stops the whole run on a rejected key, a retired API, a failed TLS handshake or a wait longer than
+  the server may ask for (errors whose ``stops_run`` is true).
 
 Killing the process at any moment loses nothing: a second run re-reads, finds the finished endpoints
 ``unchanged`` and finishes the rest.
@@ -25,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from bridge.errors import ApiError, AuthError, RateLimitedError, RetiredError
+from bridge.errors import ApiError
 from bridge.journal import Backup, BackupEntry, Journal, write_backup
 from bridge.models import Plan
 from bridge.target import RestTarget, diff, fingerprint
@@ -200,11 +201,11 @@ class _Run:
         async with self.gate:
             try:
                 state = await self.api.get_endpoint(item.id)
-            except (AuthError, RetiredError, RateLimitedError) as exc:
-                self._stop(exc)
-                return item, self._done(Outcome(item.id, item.name, "not-attempted", str(exc)))
             except ApiError as exc:
-                return item, self._done(Outcome(item.id, item.name, "failed", f"could not read it: {exc}"))
+                if exc.stops_run:
+                    self._stop(exc)
+                    return item, self._done(Outcome(item.id, item.name, "not-attempted", str(exc)))
+                return item, self._done(Outcome(item.id, item.name, "failed", _read_failed(exc)))
         if not self._mismatch(item.body, state):
             return item, self._done(Outcome(item.id, item.name, "unchanged", "already at its target"))
         normalized = self.target.normalize_state(state)
@@ -233,18 +234,19 @@ class _Run:
                 try:
                     await self.api.send_update(item.id, item.body)
                     unknown = False
-                except (AuthError, RetiredError, RateLimitedError) as exc:
-                    self._stop(exc)
-                    return self._done(Outcome(item.id, item.name, "not-attempted", str(exc), writes))
                 except ApiError as exc:
+                    if exc.stops_run:
+                        self._stop(exc)
+                        return self._done(Outcome(item.id, item.name, "not-attempted", str(exc), writes))
                     if not _outcome_unknown(exc):
-                        return self._done(Outcome(item.id, item.name, "failed", str(exc), writes))
+                        detail = _gone(exc) if exc.status == 404 else str(exc)
+                        return self._done(Outcome(item.id, item.name, "failed", detail, writes))
                     unknown, last = True, str(exc)
                     self.journal.record("outcome-unknown", endpoint=item.id, attempt=writes, error=last)
                 try:
                     state = await self.api.get_endpoint(item.id)
                 except ApiError as exc:
-                    if isinstance(exc, (AuthError, RetiredError, RateLimitedError)):
+                    if exc.stops_run:
                         self._stop(exc)
                     return self._done(
                         Outcome(item.id, item.name, "failed", f"written, but the read-back failed: {exc}", writes)
@@ -259,6 +261,14 @@ class _Run:
                 )
             await self.sleep(random.uniform(0, min(20.0, 0.5 * 2**writes)))
         return self._done(Outcome(item.id, item.name, "failed", f"gave up after {writes} writes: {last}", writes))
+
+
+def _gone(exc: ApiError) -> str:
+    return f"no longer exists (deleted since the plan was made?): {exc}"
+
+
+def _read_failed(exc: ApiError) -> str:
+    return _gone(exc) if exc.status == 404 else f"could not read it: {exc}"
 
 
 def _outcome_unknown(exc: ApiError) -> bool:

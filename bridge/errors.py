@@ -11,7 +11,10 @@
     └── ApiError                      1: the network or a RunPod API failed
         ├── AuthError                 1: RunPod rejected the API key (401/403); stops the run
         ├── RetiredError              1: REST v1 answered 410 Gone; stops the run
-        └── RateLimitedError          1: the server asked to wait longer than bridge will
+        ├── RateLimitedError          1: the server asked to wait longer than bridge will; stops the run
+        └── TlsError                  1: the TLS handshake failed (certificate, wrong scheme); stops the run
+
+An ``ApiError`` whose ``stops_run`` is true ends a writing run: every later request would meet it too.
 """
 
 from __future__ import annotations
@@ -27,6 +30,7 @@ __all__ = [
     "RetiredError",
     "SnapshotError",
     "TableError",
+    "TlsError",
 ]
 
 
@@ -63,6 +67,8 @@ class ConsentError(BridgeError):
 class ApiError(BridgeError):
     """The network or a RunPod API failed."""
 
+    stops_run = False  # True: every later request of the run would fail the same way
+
     def __init__(self, message: str, *, status: int | None = None) -> None:
         super().__init__(message)
         self.status = status
@@ -71,10 +77,22 @@ class ApiError(BridgeError):
 class AuthError(ApiError):
     """RunPod rejected the API key."""
 
+    stops_run = True
+
 
 class RetiredError(ApiError):
     """RunPod has retired REST v1 (410 Gone)."""
 
+    stops_run = True
+
 
 class RateLimitedError(ApiError):
     """The server asked bridge to wait longer than it will."""
+
+    stops_run = True
+
+
+class TlsError(ApiError):
+    """The TLS handshake failed: a certificate that does not verify, or TLS spoken to a plain-HTTP port."""
+
+    stops_run = True

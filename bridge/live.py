@@ -154,8 +154,8 @@ async def _read_all(
         assert listing is not None
         by_id = {item["id"]: item for item in await listing}
     except BaseException:
-        if listing is not None and not listing.done():
-            listing.cancel()
+        if listing is not None:
+            listing.cancel()  # no-op when it is done; gathering it retrieves its own failure, if any
             await asyncio.gather(listing, return_exceptions=True)
         raise
     state = {row["id"]: by_id[row["id"]] for row in raw if row["id"] in by_id}

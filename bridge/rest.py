@@ -16,6 +16,7 @@ URL and the status, and is scrubbed of the key. Errors raised here (see :mod:`br
     ├── AuthError            401/403: RunPod rejected the API key
     ├── RetiredError         410 on REST v1
     ├── RateLimitedError     Retry-After longer than bridge waits (resumable)
+    ├── TlsError             the TLS handshake failed (never retried)
     ├── NotFoundError        404: no such endpoint
     └── WriteOutcomeUnknown  a write that may or may not have been applied (timeout, dropped, 5xx)
 """
@@ -41,7 +42,7 @@ import httpx
 
 from bridge import __version__
 from bridge.config import Settings
-from bridge.errors import ApiError, AuthError, RateLimitedError, RetiredError
+from bridge.errors import ApiError, AuthError, RateLimitedError, RetiredError, TlsError
 from bridge.redact import redact_text
 
 __all__ = [
@@ -69,6 +70,9 @@ T = TypeVar("T")
 
 # Statuses that say the request itself is wrong, or the key: asking again cannot help (SPEC §8).
 NEVER_RETRY = frozenset({400, 401, 403, 404, 410, 422})
+# Statuses that say "not now" and that nothing was applied: a write may be sent again, like after a 429.
+# 409: the endpoint is busy with another change (e.g. a rolling release in progress).
+NOT_APPLIED_RETRY = frozenset({409})
 
 
 class NotFoundError(ApiError):
@@ -382,6 +386,28 @@ def error_for(method: str, url: str, response: httpx.Response, api: Api) -> ApiE
     return ApiError(f"{where}: HTTP {status} {_phrase(status)}{suffix}".replace("  ", " "), status=status)
 
 
+def _tls_failure(exc: BaseException) -> str | None:
+    """The TLS reason when ``exc`` (or what caused it) is an ``ssl`` error, else None."""
+    import ssl
+
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError):
+            reason = getattr(current, "verify_message", None) or current
+            return f"the server's TLS certificate does not verify ({reason})"
+        if isinstance(current, ssl.SSLError):
+            return f"the TLS handshake failed ({current})"
+        current = current.__cause__ or current.__context__
+    text = str(exc)
+    if "CERTIFICATE_VERIFY_FAILED" in text:
+        return f"the server's TLS certificate does not verify ({text})"
+    if text.startswith("[SSL"):
+        return f"the TLS handshake failed ({text})"
+    return None
+
+
 def _describe(exc: httpx.TransportError) -> str:
     if isinstance(exc, httpx.TimeoutException):
         phase = {
@@ -463,10 +489,10 @@ class Http:
     ) -> httpx.Response:
         """Send one request with the run's pacing and retry policy; return a 2xx (or ``passthrough``) answer.
 
-        Reads are retried on 429, 5xx, timeouts and dropped connections, up to ``policy.read_attempts``
+        Reads are retried on 409, 429, 5xx, timeouts and dropped connections, up to ``policy.read_attempts``
         attempts (429 answers have their own budget, ``policy.max_rate_limited``). Writes are retried only when
-        they surely were not applied (429, connection refused); a timeout, a dropped connection or a 5xx raises
-        :class:`WriteOutcomeUnknown`.
+        they surely were not applied (409, 429, connection refused), up to ``policy.write_attempts``; a timeout,
+        a dropped connection or a 5xx raises :class:`WriteOutcomeUnknown`. A TLS failure is never retried.
         """
         policy = self.policy
         attempts = policy.write_attempts if write else policy.read_attempts
@@ -477,6 +503,14 @@ class Http:
             response, problem = await self._send(method, url, json_body, params)
             if problem is not None:
                 self.counters.failures += 1
+                tls = _tls_failure(problem)
+                if tls is not None:
+                    raise self.fail(
+                        TlsError(
+                            f"{where}: {tls}: check that the URL's scheme and port are right, and, behind a proxy "
+                            "that intercepts TLS, point SSL_CERT_FILE at its certificate"
+                        )
+                    )
                 message = f"{where}: {_describe(problem)}"
                 if write and not isinstance(problem, _NOT_SENT):
                     raise self.fail(WriteOutcomeUnknown(message))
@@ -494,6 +528,15 @@ class Http:
                     self._rate_limited(where, response, limited)
                     self.counters.retries += 1
                     continue  # the pacer holds everyone, this request too, until the pause ends
+                if status in NOT_APPLIED_RETRY:
+                    self.counters.failures += 1
+                    failures += 1
+                    if failures >= attempts:
+                        error = error_for(method, url, response, api)
+                        raise self.fail(type(error)(f"{error} (gave up after {failures} attempts)", status=status))
+                    self.counters.retries += 1
+                    await policy.sleep(policy.backoff(failures))
+                    continue
                 if not (status >= 500 or status == 408):
                     if 300 <= status < 400:
                         location = response.headers.get("location") or "(nowhere)"

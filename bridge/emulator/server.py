@@ -640,6 +640,13 @@ class Emulator:
         """REST writes applied, per endpoint."""
         return self.account.write_counts()
 
+    def delete_endpoint(self, endpoint_id: str) -> None:
+        """Delete an endpoint (e.g. between a plan and its apply). Raises KeyError for an unknown id."""
+        try:
+            self.account.delete(endpoint_id)
+        except NotFoundError:
+            raise KeyError(endpoint_id) from None
+
     def snapshot(self) -> dict[str, Any]:
         """The current state as a snapshot document (usable as ``bridge plan --from``), plus write counts."""
         records = [{**rec, "computeType": "CPU" if is_cpu(rec) else "GPU"} for rec in self.state.values()]

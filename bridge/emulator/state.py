@@ -332,6 +332,13 @@ class Account:
         with self.lock:
             return dict(self._writes)
 
+    def delete(self, endpoint_id: str) -> None:
+        """Remove an endpoint, as a user deleting it in the console would. Raises NotFoundError."""
+        with self.lock:
+            if self._records.pop(endpoint_id, None) is None:
+                raise NotFoundError(endpoint_id)
+            self._order.remove(endpoint_id)
+
     def pool_list(self) -> list[dict[str, Any]]:
         """The pool table in the ``serverlessGpuPools`` shape."""
         return [{"id": pool, "gpuTypeIds": list(members)} for pool, members in self.pools.items()]
