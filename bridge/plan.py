@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from bridge._gc import paused_gc
 from bridge.models import Change, EndpointPlan, Finding, LegacyEndpoint, Plan, PlanSummary, PlanTables, Target
 from bridge.tables import Tables
 from bridge.target import RestTarget, diff, fingerprint, get_target
@@ -130,12 +131,13 @@ def build_plan(
     """
     spec = get_target(target)
     plans = []
-    for ep in endpoints:
-        state = rest_state.get(ep.id) if rest_state is not None else None
-        plan = plan_endpoint(ep, tables, spec, state=state, keep_fb_suffix=keep_fb_suffix, rules=rules)
-        if extra_findings and ep.id in extra_findings:
-            plan = plan.model_copy(update={"findings": [*plan.findings, *extra_findings[ep.id]]})
-        plans.append(plan)
+    with paused_gc():
+        for ep in endpoints:
+            state = rest_state.get(ep.id) if rest_state is not None else None
+            plan = plan_endpoint(ep, tables, spec, state=state, keep_fb_suffix=keep_fb_suffix, rules=rules)
+            if extra_findings and ep.id in extra_findings:
+                plan = plan.model_copy(update={"findings": [*plan.findings, *extra_findings[ep.id]]})
+            plans.append(plan)
     counts = {"update": 0, "unchanged": 0, "blocked": 0}
     for plan in plans:
         counts[plan.status] += 1
