@@ -349,11 +349,16 @@ def load_plan(path: str | Path) -> Plan:
     except (OSError, UnicodeDecodeError) as exc:
         raise SnapshotError(f"{file}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
     try:
-        return Plan.model_validate_json(text)
+        plan = Plan.model_validate_json(text)
     except ValidationError as exc:
         err = exc.errors()[0]
         where = ".".join(str(p) for p in err["loc"]) or "(top level)"
         raise SnapshotError(f"{file}: not a bridge plan: {where}: {err['msg']}") from None
+    if path.is_dir():
+        from bridge.export import check_export_dir
+
+        check_export_dir(path, plan)
+    return plan
 
 
 async def apply_plan_async(

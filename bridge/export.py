@@ -9,7 +9,7 @@ from bridge.errors import InputError
 from bridge.files import write_private
 from bridge.models import Plan
 
-__all__ = ["export_plan"]
+__all__ = ["check_export_dir", "export_plan"]
 
 
 def export_plan(plan: Plan, out_dir: str | Path) -> list[Path]:
@@ -53,6 +53,31 @@ def _safe_name(endpoint_id: str) -> str:
     ):
         raise InputError(f"endpoint id {endpoint_id!r} cannot be used as a file name")
     return endpoint_id
+
+
+def check_export_dir(directory: str | Path, plan: Plan) -> None:
+    """Refuse an export directory whose body files no longer say what its ``plan.json`` says.
+
+    ``apply DIR`` promises to send exactly the reviewed bodies. A body file that was edited, removed or
+    added after the export would otherwise be silently ignored in favour of ``plan.json``, so any
+    difference is an input error naming the file: export again (with ``--mappings`` or a custom rule
+    for a deliberate change).
+    """
+    out = Path(directory)
+    expected = {f"{_safe_name(ep.id)}.json": ep.body for ep in plan.endpoints if ep.status != "blocked"}
+    present = {p.name for p in out.glob("*.json") if p.name != "plan.json"}
+    hint = "the directory no longer matches plan.json: export again"
+    for name in sorted(expected.keys() - present):
+        raise InputError(f"{out / name}: missing ({hint})")
+    for name in sorted(present - expected.keys()):
+        raise InputError(f"{out / name}: not an endpoint of plan.json ({hint})")
+    for name in sorted(expected):
+        try:
+            body = json.loads((out / name).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, ValueError) as exc:
+            raise InputError(f"{out / name}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+        if body != expected[name]:
+            raise InputError(f"{out / name}: differs from the body in plan.json ({hint})")
 
 
 def _previous_ids(path: Path) -> set[str]:

@@ -269,8 +269,10 @@ def test_cli_apply_bad_plan_file(tmp_path: Path) -> None:
 
 def test_load_plan_reads_export_dir(tmp_path: Path) -> None:
     """load_plan accepts the export directory as well as plan.json."""
+    from bridge.export import export_plan
+
     plan = offline_plan(json.loads(SAMPLE.read_text()))
-    (tmp_path / "plan.json").write_text(plan.to_json())
+    export_plan(plan, tmp_path)
     assert load_plan(tmp_path) == plan == load_plan(tmp_path / "plan.json")
 
 

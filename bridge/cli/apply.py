@@ -158,7 +158,7 @@ def migrate(**kwargs: Any) -> None:
         click.echo(f"bridge: warning: {note}", err=True)
     plan = make_plan(account, target=target, keep_fb_suffix=kwargs["keep_fb_suffix"])
     if kwargs["dry_run"]:
-        render(plan, sys.stdout, "text")
+        render(plan, sys.stdout, kwargs["fmt"])
         sys.exit(3 if plan.summary.blocked else 0)
     click.echo(f"bridge: {_summary_line(plan)}", err=True)
     for ep in plan.endpoints:

@@ -459,6 +459,9 @@ class Account:
             view["cpu"] = cpus
         else:
             pools, excluded = split_gpu_ids(record.get("gpuIds"))
+            if any(token not in self.pools for token in pools):
+                # v2 speaks only pool ids: a legacy GPU-type token reads as its pool minus the other members
+                pools, excluded = split_gpu_ids(self.gpu_ids_from_types(self.gpu_types(record.get("gpuIds"))))
             view["gpu"] = {
                 "pools": pools,
                 "excludedTypes": excluded,
