@@ -39,8 +39,10 @@ __all__ = [
 
 # `myself { endpoints }` returns at most this many rows, oldest first, with no paging.
 ENDPOINTS_CAP = 400
-# Without these an endpoint cannot be identified or translated (the name carries the legacy -fb switch).
-REQUIRED_FIELDS = frozenset({"id", "name", "gpuIds"})
+# Without these an endpoint cannot be identified or translated without changing what it runs on: the name
+# carries the legacy -fb switch; read without flashBootType, a FlashBoot endpoint with no suffix would be
+# planned as flashboot off; read without instanceIds, a CPU endpoint would be planned as a GPU one.
+REQUIRED_FIELDS = frozenset({"id", "name", "gpuIds", "instanceIds", "flashBootType"})
 
 _UNKNOWN_FIELD = re.compile(r"""Cannot query field ["'](\w+)["'] on type ["'](\w+)["']""")
 _RATE_WORDS = re.compile(r"too many requests|rate limit", re.IGNORECASE)

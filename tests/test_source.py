@@ -153,10 +153,11 @@ def test_dropped_optional_field_is_noted_once_and_read_continues() -> None:
     assert len(server.bodies) == 3  # one rejected list, the list again, the single read
 
 
-def test_dropped_required_field_is_a_clear_error() -> None:
-    """A server that no longer knows Endpoint.gpuIds stops the read with a message naming the field."""
-    with pytest.raises(ApiError, match=r"no longer knows Endpoint\.gpuIds, which bridge needs"):
-        read(FakeGraphQL(drop_fields=["gpuIds"]), lambda s: s.list_endpoints())
+@pytest.mark.parametrize("field", ["gpuIds", "flashBootType", "instanceIds"])
+def test_dropped_required_field_is_a_clear_error(field: str) -> None:
+    """A server that no longer knows a field the body depends on stops the read, naming the field."""
+    with pytest.raises(ApiError, match=rf"no longer knows Endpoint\.{field}, which bridge needs"):
+        read(FakeGraphQL(drop_fields=[field]), lambda s: s.list_endpoints())
 
 
 def test_graphql_errors_answer_is_reported_with_what_failed() -> None:
