@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from urllib.parse import urlsplit
 
 from bridge.errors import InputError, MissingKeyError
 
@@ -62,8 +63,24 @@ class Settings:
             raise InputError(f"--concurrency {concurrency}: must be at least 1")
         return cls(
             api_key=key,
-            graphql_url=(graphql_url or env.get("RUNPOD_GRAPHQL_URL") or DEFAULT_GRAPHQL_URL),
-            rest_url=(rest_url or env.get("RUNPOD_REST_URL") or DEFAULT_REST_URL).rstrip("/"),
-            rest_v2_url=(rest_v2_url or env.get("RUNPOD_REST_V2_URL") or DEFAULT_REST_V2_URL).rstrip("/"),
+            graphql_url=_url("RUNPOD_GRAPHQL_URL", graphql_url or env.get("RUNPOD_GRAPHQL_URL"), DEFAULT_GRAPHQL_URL),
+            rest_url=_url("RUNPOD_REST_URL", rest_url or env.get("RUNPOD_REST_URL"), DEFAULT_REST_URL).rstrip("/"),
+            rest_v2_url=_url(
+                "RUNPOD_REST_V2_URL", rest_v2_url or env.get("RUNPOD_REST_V2_URL"), DEFAULT_REST_V2_URL
+            ).rstrip("/"),
             concurrency=concurrency,
         )
+
+
+def _url(name: str, value: str | None, default: str) -> str:
+    """Check a base URL. It is never echoed whole: RunPod's docs put the key in ``?api_key=``."""
+    url = (value or default).strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise InputError(f"{name} (or its option): not an http(s) URL with a host")
+    if parts.query or parts.fragment or parts.username or parts.password:
+        raise InputError(
+            f"{name} (or its option): give the bare URL, without a query string or credentials "
+            "(bridge sends the key only in the Authorization header)"
+        )
+    return url
