@@ -6,6 +6,7 @@ import json
 from collections.abc import Callable
 from typing import Any, TextIO
 
+from bridge._gc import paused_gc
 from bridge.models import EndpointPlan, Finding, Plan
 
 __all__ = ["FORMATS", "render", "render_json", "render_markdown", "render_text"]
@@ -82,9 +83,27 @@ def render_text(plan: Plan, fh: TextIO) -> None:
         w(f"\n{plan.summary.blocked} endpoint(s) BLOCKED. Fix the errors above or add --mappings overrides.\n")
 
 
+_ENDPOINTS_KEY = '\n  "endpoints": [],\n'
+
+
 def render_json(plan: Plan, fh: TextIO) -> None:
-    """Write the plan as JSON (SPEC §6)."""
-    fh.write(plan.to_json())
+    """Write the plan as JSON (SPEC §6), the same text as :meth:`Plan.to_json`, one endpoint at a time.
+
+    Streaming keeps one endpoint's text in memory instead of the whole document (218 MB at 100,000 endpoints).
+    """
+    head, found, tail = plan.model_copy(update={"endpoints": []}).to_json().partition(_ENDPOINTS_KEY)
+    if not plan.endpoints or not found:
+        fh.write(plan.to_json())
+        return
+    w = fh.write
+    w(head + '\n  "endpoints": [\n    ')
+    separator = ""
+    with paused_gc():
+        for ep in plan.endpoints:
+            # A JSON text has no raw newline inside strings: indenting every line nests the endpoint one level.
+            w(separator + ep.model_dump_json(indent=2, by_alias=True).replace("\n", "\n    "))
+            separator = ",\n    "
+    w("\n  ],\n" + tail)
 
 
 def _md(text: str) -> str:

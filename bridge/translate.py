@@ -7,6 +7,7 @@ findings only v1 has (v1 cannot say "priority FlashBoot" or give each CPU flavor
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -48,6 +49,13 @@ _NAME_MAX = 191
 _IDLE_RANGE = (1, 3600)
 
 
+@functools.lru_cache(maxsize=4096)
+def _finding(severity: Severity, code: str, field_: str, message: str) -> Finding:
+    # Findings are frozen, and most repeat word for word across an account ("env is not part of the
+    # update"): sharing one instance saves building and keeping hundreds of thousands of models.
+    return Finding(severity=severity, code=code, field=field_, message=message)
+
+
 @dataclass(slots=True)
 class Intent:
     """What a legacy endpoint means, before any REST encoding."""
@@ -64,7 +72,7 @@ class Intent:
     settings: dict[str, Any] = field(default_factory=dict)  # pass-through values, already checked
 
     def add(self, severity: Severity, code: str, field_: str, message: str) -> None:
-        self.findings.append(Finding(severity=severity, code=code, field=field_, message=message))
+        self.findings.append(_finding(severity, code, field_, message))
 
     @property
     def blocked(self) -> bool:
@@ -343,11 +351,11 @@ def to_v1_body(intent: Intent, tables: Tables) -> Translation:
     body["flashboot"] = intent.flashboot != "OFF"
     if intent.flashboot == "PRIORITY_FLASHBOOT":
         findings.append(
-            Finding(
-                severity="warning",
-                code="flashboot-priority-lost",
-                field="flashBootType",
-                message="PRIORITY_FLASHBOOT has no REST v1 form: sent as flashboot true (use --target v2 to keep it)",
+            _finding(
+                "warning",
+                "flashboot-priority-lost",
+                "flashBootType",
+                "PRIORITY_FLASHBOOT has no REST v1 form: sent as flashboot true (use --target v2 to keep it)",
             )
         )
     if intent.cpu is not None:

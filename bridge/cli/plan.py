@@ -59,14 +59,26 @@ def plan(**kwargs: Any) -> None:
     with --from. Exit codes: 0 nothing blocked, 3 some endpoints blocked, 4 with --check when any
     endpoint would change, 2 bad input, 1 API failure.
     """
+    from bridge._gc import paused_gc
+
+    # The account, the plan and the report are built in one pass and all survive until the end: the cyclic
+    # collector would only rescan them. The plan is dropped inside the block, so turning it back on is cheap.
+    with paused_gc():
+        code = _report(kwargs)
+    if code:
+        sys.exit(code)
+
+
+def _report(kwargs: dict[str, Any]) -> int:
+    """Plan, write the report, and return the exit code."""
     from bridge.report import render
 
     result = _plan(kwargs)
-    buffer = io.StringIO()
-    render(result, buffer, kwargs["fmt"])
     if kwargs["output"]:
         from bridge.files import write_private
 
+        buffer = io.StringIO()
+        render(result, buffer, kwargs["fmt"])
         try:
             write_private(kwargs["output"], buffer.getvalue())
         except OSError as exc:
@@ -74,11 +86,12 @@ def plan(**kwargs: Any) -> None:
 
             raise InputError(f"{kwargs['output']}: cannot write: {exc.strerror or exc}") from None
     else:
-        sys.stdout.write(buffer.getvalue())
+        render(result, sys.stdout, kwargs["fmt"])
     if result.summary.blocked:
-        sys.exit(EXIT_BLOCKED)
+        return EXIT_BLOCKED
     if kwargs["check"] and result.summary.update:
-        sys.exit(EXIT_CHECK)
+        return EXIT_CHECK
+    return 0
 
 
 @click.command()
