@@ -7,10 +7,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import EMULATOR_KEY
 from helpers import SAMPLE
 
 from bridge.apply import load_plan
 from bridge.cli import main
+from bridge.emulator import Emulator
 from bridge.errors import InputError
 
 # Should the check ever let the plan through, requests go to a closed loopback port, never to RunPod.
@@ -66,3 +68,16 @@ def test_apply_cli_refuses_edited_dir_with_exit_2(export_dir: Path) -> None:
     result = CliRunner().invoke(main, ["apply", str(export_dir), "--yes"], env=NOWHERE)
     assert result.exit_code == 2
     assert len(result.output.strip().splitlines()) == 1 and "i02xupws21hp6i.json" in result.output
+
+
+def test_apply_warns_when_the_plan_has_no_fingerprints(emulator: Emulator, tmp_path: Path) -> None:
+    """Applying a plan made from a snapshot says stale endpoints cannot be detected; a live plan does not."""
+    env = {**emulator.env, "RUNPOD_API_KEY": EMULATOR_KEY}
+    runner = CliRunner()
+    for source, warned in (([], False), (["--from", str(SAMPLE)], True)):  # live first: it has updates to make
+        out = tmp_path / ("offline" if warned else "live")
+        assert runner.invoke(main, ["export", *source, "--out", str(out)], env=env).exit_code == 3
+        state = str(tmp_path / "state")
+        result = runner.invoke(main, ["apply", str(out), "--yes", "--state-dir", state], env=env)
+        assert result.exit_code == 3, result.stderr
+        assert ("made from a snapshot" in result.stderr) is warned

@@ -116,6 +116,12 @@ def apply(**kwargs: Any) -> None:
         )
     settings = settings_from(kwargs)
     click.echo(f"bridge: plan {kwargs['plan_or_dir']}: {_summary_line(plan)}", err=True)
+    if any(ep.status == "update" and ep.fingerprint is None for ep in plan.endpoints):
+        click.echo(
+            "bridge: warning: the plan was made from a snapshot (no REST state): an endpoint changed since cannot "
+            "be told apart, so it is not skipped as stale; plan live (without --from) to get that check",
+            err=True,
+        )
     if not plan.summary.update:
         click.echo("bridge: nothing to write", err=True)
     else:
