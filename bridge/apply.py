@@ -192,7 +192,11 @@ class _Run:
         return outcome
 
     def _mismatch(self, body: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
-        return [c.field for c in diff(body, self.target.normalize_state(state), self.target.set_fields)]
+        normalized = self.target.normalize_state(state)
+        if body and not any(key in normalized for key in body):
+            # Fields a read leaves out are skipped; a read that shows none of them proves nothing.
+            return [f"{', '.join(body)} (the read shows none of them)"]
+        return [c.field for c in diff(body, normalized, self.target.set_fields)]
 
     async def check(self, item: WorkItem) -> tuple[WorkItem, dict[str, Any] | Outcome]:
         """Re-read an endpoint and decide: already done, stale, or to be written (with its state)."""
@@ -206,9 +210,12 @@ class _Run:
                     self._stop(exc)
                     return item, self._done(Outcome(item.id, item.name, "not-attempted", str(exc)))
                 return item, self._done(Outcome(item.id, item.name, "failed", _read_failed(exc)))
+        normalized = self.target.normalize_state(state)
+        if item.body and not any(key in normalized for key in item.body):
+            detail = f"could not read it: the REST read shows none of the fields to write ({', '.join(item.body)})"
+            return item, self._done(Outcome(item.id, item.name, "failed", detail))
         if not self._mismatch(item.body, state):
             return item, self._done(Outcome(item.id, item.name, "unchanged", "already at its target"))
-        normalized = self.target.normalize_state(state)
         if not self.force:
             if item.fingerprint is not None and fingerprint(normalized, self.target.set_fields) != item.fingerprint:
                 return item, self._done(
@@ -229,8 +236,10 @@ class _Run:
             if self.stopped:
                 return self._done(Outcome(item.id, item.name, "not-attempted", "the run stopped: " + self.stopped))
             writes += 1
-            self.journal.record("attempt", endpoint=item.id, attempt=writes, body=item.body)
             async with self.gate:
+                # Journaled once a slot is held: a thousand tasks queued behind the gate would otherwise
+                # fsync their "attempt" lines long before sending anything, and hold the loop while doing it.
+                self.journal.record("attempt", endpoint=item.id, attempt=writes, body=item.body)
                 try:
                     await self.api.send_update(item.id, item.body)
                     unknown = False
@@ -372,13 +381,25 @@ async def apply_plan_async(
     kind: str = "apply",
     transport: Any = None,
     policy: Any = None,
+    http: Any = None,
 ) -> ApplyResult:
-    """Send the plan's ``update`` bodies with ``settings`` (a :class:`bridge.config.Settings`)."""
-    from bridge.rest import open_rest
+    """Send the plan's ``update`` bodies with ``settings`` (a :class:`bridge.config.Settings`).
+
+    ``http``: an open :class:`bridge.rest.Http` to send them over (the session that read the account, so
+    that the writes keep the pacing the reads learned); without one, a session is opened for the run.
+    """
+    from contextlib import nullcontext
+
+    from bridge.rest import RestClient, open_rest
     from bridge.target import get_target
 
     items, known = items_from_plan(plan)
-    async with open_rest(settings, plan.target, transport=transport, policy=policy) as client:
+    session = (
+        nullcontext(RestClient(http, plan.target))
+        if http is not None
+        else open_rest(settings, plan.target, transport=transport, policy=policy)
+    )
+    async with session as client:
         return await run_items(
             client,
             get_target(plan.target),

@@ -1,4 +1,4 @@
-"""Files bridge writes: atomically (never half-written) and private (mode 0600)."""
+"""Files bridge writes: atomically (never half-written) and private (mode 0600, directories it creates 0700)."""
 
 from __future__ import annotations
 
@@ -7,13 +7,20 @@ import os
 import tempfile
 from pathlib import Path
 
-__all__ = ["write_private"]
+__all__ = ["private_dir", "write_private"]
+
+
+def private_dir(path: str | Path) -> Path:
+    """Make sure directory ``path`` exists; the directories this creates are mode 0700 (an existing one is kept)."""
+    path = Path(path)
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    return path
 
 
 def write_private(path: str | Path, text: str) -> Path:
     """Write ``text`` to ``path`` atomically with mode 0600: a crash leaves the old file or the new one."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:

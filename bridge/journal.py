@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from bridge.errors import SnapshotError
-from bridge.files import write_private
+from bridge.files import private_dir, write_private
 from bridge.redact import redact_endpoint, redact_text
 
 __all__ = ["Backup", "BackupEntry", "Journal", "load_backup", "read_journal", "write_backup"]
@@ -27,7 +27,7 @@ class Journal:
 
     def __init__(self, path: str | Path, *, secrets: Sequence[str] = ()) -> None:
         self.path = Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(self.path.parent)
         self._secrets = tuple(secrets)
         self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
         os.chmod(self.path, 0o600)

@@ -23,20 +23,29 @@ _BEARER = re.compile(r"(?i)\bBearer\s+[A-Za-z0-9._~+/=-]+")
 _MIN_SECRET = 4
 
 
+# In a ``[{key, value}]`` env item, the fields that name a variable rather than hold its value.
+_NAME_FIELDS = frozenset({"key", "name"})
+
+
 def redact_env(env: Any) -> Any:
-    """Return ``env`` with every value replaced, in either shape (key/value list or object map)."""
+    """Return ``env`` with every value replaced, whatever its shape.
+
+    An object map keeps its keys; a ``[{key, value}]`` list keeps each item's ``key`` (or ``name``) and
+    redacts every other field; anything else (a ``"A=b"`` string, a list of strings or pairs) is redacted
+    whole, since there is no telling its names from its values.
+    """
+    if env is None:
+        return None
     if isinstance(env, Mapping):
         return {key: REDACTED for key in env}
     if isinstance(env, list):
-        out: list[Any] = []
-        for item in env:
-            if isinstance(item, Mapping):
-                item = dict(item)
-                if "value" in item:
-                    item["value"] = REDACTED
-            out.append(item)
-        return out
-    return env
+        return [
+            {k: (v if k in _NAME_FIELDS and isinstance(v, str) else REDACTED) for k, v in item.items()}
+            if isinstance(item, Mapping)
+            else REDACTED
+            for item in env
+        ]
+    return REDACTED
 
 
 def redact_endpoint(endpoint: Mapping[str, Any]) -> dict[str, Any]:

@@ -476,6 +476,21 @@ class Http:
         error.args = (self.scrub(str(error)),)
         return error
 
+    def scrubbed(self, response: httpx.Response) -> httpx.Response:
+        """A copy of an answer with the key scrubbed from its body, to quote in messages.
+
+        Scrubbing must come before a reason is clipped: a key cut in half by the clip would no longer match.
+        """
+        text = response.content.decode("utf-8", errors="replace")
+        clean = self.scrub(text)
+        if clean == text:
+            return response
+        return httpx.Response(response.status_code, headers=response.headers, content=clean.encode("utf-8"))
+
+    def error_for(self, method: str, url: str, response: httpx.Response, api: Api) -> ApiError:
+        """:func:`error_for` on the scrubbed answer, with the message scrubbed too."""
+        return self.fail(error_for(method, url, self.scrubbed(response), api))
+
     async def request(
         self,
         method: str,
@@ -532,19 +547,21 @@ class Http:
                     self.counters.failures += 1
                     failures += 1
                     if failures >= attempts:
-                        error = error_for(method, url, response, api)
+                        error = self.error_for(method, url, response, api)
                         raise self.fail(type(error)(f"{error} (gave up after {failures} attempts)", status=status))
+                    retry_after = parse_retry_after(response.headers.get("retry-after"))
+                    wait = retry_after if retry_after is not None and retry_after <= policy.max_retry_after else None
                     self.counters.retries += 1
-                    await policy.sleep(policy.backoff(failures))
+                    await policy.sleep(policy.backoff(failures) if wait is None else wait)
                     continue
                 if not (status >= 500 or status == 408):
                     if 300 <= status < 400:
                         location = response.headers.get("location") or "(nowhere)"
                         message = f"{where}: HTTP {status}: unexpected redirect to {location}"
                         raise self.fail(ApiError(message, status=status))
-                    raise self.fail(error_for(method, url, response, api))
+                    raise self.fail(self.error_for(method, url, response, api))
                 self.counters.failures += 1
-                error = error_for(method, url, response, api)
+                error = self.error_for(method, url, response, api)
                 if write and status != 408:
                     raise self.fail(WriteOutcomeUnknown(str(error), status=status))
                 failures += 1
@@ -600,6 +617,7 @@ class Http:
             return json.loads(response.content)
         except (ValueError, UnicodeDecodeError):
             where = f"{method} {url}: HTTP {response.status_code}"
+            response = self.scrubbed(response)
             if is_html(response):
                 raise self.fail(ApiError(f"{where}: answered with {_html_reason(response)}")) from None
             raise self.fail(ApiError(f"{where}: the answer is not JSON ({_clip(response.text, 80)!r})")) from None
@@ -683,6 +701,11 @@ class RestClient:
         doc = await self._get(url)
         if not isinstance(doc, Mapping):
             raise self.http.fail(ApiError(f"GET {url}: expected an endpoint object, got {type(doc).__name__}"))
+        # An answer that is not this endpoint (a proxy's JSON, another endpoint) must never pass for its state.
+        if doc.get("id") != endpoint_id:
+            got = doc.get("id")
+            what = f"endpoint {_clip(str(got), 60)!r}" if got is not None else "an object without an id"
+            raise self.http.fail(ApiError(f"GET {url}: expected endpoint {endpoint_id!r}, the answer is {what}"))
         return dict(doc)
 
     async def send_update(self, endpoint_id: str, body: Mapping[str, Any]) -> dict[str, Any]:

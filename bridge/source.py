@@ -27,7 +27,7 @@ from graphql import DocumentNode, ExecutionResult, FieldNode, FragmentDefinition
 
 from bridge._resources import package_path
 from bridge.errors import ApiError, AuthError
-from bridge.rest import Http, error_for, gather_all, is_html
+from bridge.rest import Http, gather_all, is_html
 
 __all__ = [
     "ENDPOINTS_CAP",
@@ -132,7 +132,7 @@ class _PacedTransport(HTTPXAsyncTransport):
         # Apollo answers documents that do not validate (schema drift) with 400 and a JSON `errors` list.
         response = await self._http.request("POST", url, api="graphql", json_body=payload, passthrough=(400,))
         if response.status_code == 400 and is_html(response):
-            raise self._http.fail(error_for("POST", url, response, "graphql"))
+            raise self._http.error_for("POST", url, response, "graphql")
         doc = self._http.decode("POST", url, response)
         if not isinstance(doc, Mapping) or ("data" not in doc and "errors" not in doc):
             status = response.status_code
@@ -220,7 +220,7 @@ class GraphQLSource:
     def _query_error(self, operation: str, errors: Sequence[Mapping[str, Any]], fallback: str) -> ApiError:
         messages = [str(e.get("message", "")).strip() for e in errors] or [fallback]
         paths = [".".join(str(p) for p in e["path"]) for e in errors if isinstance(e.get("path"), list)]
-        text = "; ".join(dict.fromkeys(m for m in messages if m))[:400]
+        text = self.http.scrub("; ".join(dict.fromkeys(m for m in messages if m)))[:400]  # scrub, then cut
         at = f" (at {', '.join(dict.fromkeys(paths))})" if paths else ""
         codes = {str((e.get("extensions") or {}).get("code", "")) for e in errors}
         if codes & _AUTH_CODES or _AUTH_WORDS.search(text):

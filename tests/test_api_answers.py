@@ -493,3 +493,29 @@ def test_every_status_in_the_readme_table_is_tested() -> None:
         assert f"| {case}" in section or f", {case}" in section or f"/{case}" in section, case
     for words in ("timeout", "connection refused", "TLS"):
         assert words in section.lower() or words in section, words
+
+
+def test_answer_for_another_endpoint_is_not_its_state(tmp_path: Path) -> None:
+    """A read answered with another endpoint (or an object without id) fails; it never counts as done."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json=dict(BODY, id=GOOD))
+
+    result, _ = engine(Server(answer, "read"), tmp_path)
+    bad = outcome(result, BAD)
+    assert bad.status == "failed" and f"expected endpoint '{BAD}'" in bad.detail
+    check_common(result)
+
+
+def test_read_without_any_body_field_is_not_counted_done(tmp_path: Path) -> None:
+    """A read of the right endpoint that shows none of the fields to write fails instead of passing as unchanged."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"id": BAD, "somethingElse": 1})
+
+    server = Server(answer, "read")
+    result, _ = engine(server, tmp_path)
+    bad = outcome(result, BAD)
+    assert bad.status == "failed" and "shows none of the fields" in bad.detail
+    assert server.applied[BAD] == 0
+    check_common(result)

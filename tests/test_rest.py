@@ -107,7 +107,7 @@ def test_reads_send_the_key_only_in_the_bearer_header() -> None:
 
 def test_v1_and_v2_paths() -> None:
     """GET by id goes to /endpoints/{id} on v1 and /serverless/{id} on v2, with the id quoted."""
-    server = Recorder(ok(ENDPOINT))
+    server = Recorder(ok(ENDPOINT), ok({**ENDPOINT, "id": "a/b"}))
     call(server, lambda rest: rest.get_endpoint("ep1"))
     call(server, lambda rest: rest.get_endpoint("a/b"), target="v2")
     assert [str(r.url) for r in server.requests] == [
@@ -349,7 +349,7 @@ def test_concurrency_is_bounded() -> None:
         peak = max(peak, inflight)
         await asyncio.sleep(0.005)
         inflight -= 1
-        return ok(ENDPOINT)
+        return ok({**ENDPOINT, "id": request.url.path.rsplit("/", 1)[-1]})
 
     async def fn(rest: RestClient) -> list[Any]:
         return await gather_all(rest.get_endpoint(f"ep{i}") for i in range(30))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import traceback
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -92,8 +93,8 @@ def handle_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except BridgeError as exc:
-            if debug:
-                raise
+            if debug:  # the traceback, then the same line and exit code as without --debug
+                traceback.print_exc()
             fail(str(exc), exc.exit_code)
         except KeyboardInterrupt:
             click.echo("bridge: interrupted", err=True)
