@@ -15,8 +15,10 @@ from bridge.translate import Rule
 
 if TYPE_CHECKING:
     from bridge.config import Settings
+    from bridge.live import LiveAccount
+    from bridge.rest import Http
 
-__all__ = ["Account", "make_plan", "read_account_for_plan"]
+__all__ = ["Account", "make_plan", "read_account_for_plan", "read_account_live"]
 
 
 @dataclass
@@ -50,6 +52,24 @@ def read_account_for_plan(
     from bridge.live import read_live_account
 
     live = read_live_account(settings, target=target, endpoint_ids=endpoint_ids, with_rest_state=with_rest_state)
+    return _live_account(live, overrides)
+
+
+async def read_account_live(
+    http: Http,
+    *,
+    mappings: Sequence[str | Path | Override] = (),
+    endpoint_ids: Sequence[str] = (),
+    target: Target = "v1",
+) -> Account:
+    """Read the live account over an open session, so that a run's writes keep the pacing its reads learned."""
+    from bridge.live import read_live
+
+    overrides = [m if isinstance(m, Override) else load_override(m) for m in mappings]
+    return _live_account(await read_live(http, target=target, endpoint_ids=endpoint_ids), overrides)
+
+
+def _live_account(live: LiveAccount, overrides: Sequence[Override]) -> Account:
     tables = (
         build_tables(pools=live.pools, pool_source="live", overrides=overrides)
         if live.pools is not None

@@ -152,34 +152,48 @@ def migrate(**kwargs: Any) -> None:
     Running it again after an interruption finishes the rest: endpoints already done come back unchanged.
     """
     from bridge.apply import apply_plan_async
-    from bridge.pipeline import make_plan, read_account_for_plan
+    from bridge.pipeline import make_plan, read_account_live
     from bridge.report import render
+    from bridge.rest import Http
 
     settings = settings_from(kwargs)
     target = kwargs["target"]
-    account = read_account_for_plan(
-        settings=settings, mappings=kwargs["mappings"], endpoint_ids=kwargs["endpoint_ids"], target=target
-    )
-    for note in account.notes:
-        click.echo(f"bridge: warning: {note}", err=True)
-    plan = make_plan(account, target=target, keep_fb_suffix=kwargs["keep_fb_suffix"])
-    if kwargs["dry_run"]:
-        render(plan, sys.stdout, kwargs["fmt"])
-        sys.exit(3 if plan.summary.blocked else 0)
-    click.echo(f"bridge: {_summary_line(plan)}", err=True)
-    for ep in plan.endpoints:
-        if ep.status == "blocked":
-            codes = ", ".join(sorted({f.code for f in ep.findings if f.severity == "error"}))
-            click.echo(f"bridge: blocked {ep.id}: {codes} (see `bridge plan`)", err=True)
-    if plan.summary.update:
-        _consent(kwargs["yes"], f"Write {plan.summary.update} endpoint update(s) to RunPod?")
-    legacy = {ep.id: ep.model_dump(exclude_none=True) for ep in account.endpoints}
-    with _progress(plan.summary.update, kwargs["quiet"]) as progress:
-        result = asyncio.run(
-            apply_plan_async(
-                plan, settings, state_dir=kwargs["state_dir"], legacy=legacy, progress=progress, kind="migrate"
+
+    async def run() -> Any:
+        # One session from the first read to the last write: the writes keep the pacing the reads learned
+        # (a fresh one would burst into a rate limit the reads had already found).
+        async with Http(settings) as http:
+            account = await read_account_live(
+                http, mappings=kwargs["mappings"], endpoint_ids=kwargs["endpoint_ids"], target=target
             )
-        )
+            for note in account.notes:
+                click.echo(f"bridge: warning: {note}", err=True)
+            plan = make_plan(account, target=target, keep_fb_suffix=kwargs["keep_fb_suffix"])
+            if kwargs["dry_run"]:
+                render(plan, sys.stdout, kwargs["fmt"])
+                return 3 if plan.summary.blocked else 0
+            click.echo(f"bridge: {_summary_line(plan)}", err=True)
+            for ep in plan.endpoints:
+                if ep.status == "blocked":
+                    codes = ", ".join(sorted({f.code for f in ep.findings if f.severity == "error"}))
+                    click.echo(f"bridge: blocked {ep.id}: {codes} (see `bridge plan`)", err=True)
+            if plan.summary.update:
+                _consent(kwargs["yes"], f"Write {plan.summary.update} endpoint update(s) to RunPod?")
+            legacy = {ep.id: ep.model_dump(exclude_none=True) for ep in account.endpoints}
+            with _progress(plan.summary.update, kwargs["quiet"]) as progress:
+                return await apply_plan_async(
+                    plan,
+                    settings,
+                    state_dir=kwargs["state_dir"],
+                    legacy=legacy,
+                    progress=progress,
+                    kind="migrate",
+                    http=http,
+                )
+
+    result = asyncio.run(run())
+    if isinstance(result, int):
+        sys.exit(result)
     _report(result, kwargs["fmt"])
 
 
