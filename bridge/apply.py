@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol
 
 from bridge.errors import ApiError
-from bridge.journal import Backup, BackupEntry, Journal, write_backup
+from bridge.journal import Backup, BackupEntry, Journal, StateLock, write_backup
 from bridge.models import Plan
 from bridge.target import RestTarget, diff, fingerprint
 
@@ -305,43 +305,44 @@ async def run_items(
 ) -> ApplyResult:
     """Bring every item to its body. ``known``: outcomes decided without requests (blocked, unchanged)."""
     state_dir = Path(state_dir)
-    stamp = _stamp(now())
-    journal = Journal(state_dir / f"journal-{stamp}.jsonl", secrets=secrets)
-    result = ApplyResult(target=target.name, outcomes=[], journal_path=journal.path)
-    with journal:
-        journal.record("run-start", kind=kind, target=target.name, endpoints=len(items) + len(known), time=stamp)
-        for outcome in known:
-            journal.record("outcome", endpoint=outcome.id, status=outcome.status, detail=outcome.detail, writes=0)
-        run = _Run(api, target, journal, concurrency=concurrency, force=force, sleep=sleep, progress=progress)
-        checked = await asyncio.gather(*(run.check(item) for item in items))
-        outcomes = {o.id: o for _, o in checked if isinstance(o, Outcome)}
-        to_write = [(item, state) for item, state in checked if not isinstance(state, Outcome)]
-        if to_write and not run.stopped:
-            backup = Backup(
-                target=target.name,
-                created_at=stamp,
-                entries=[
-                    BackupEntry(
-                        id=item.id,
-                        rest=state,
-                        body=item.body,
-                        legacy=dict(legacy[item.id]) if legacy and item.id in legacy else None,
-                    )
-                    for item, state in to_write
-                ],
-            )
-            result.backup_path = write_backup(state_dir / f"backup-{stamp}.json", backup)
-            journal.record("backup", path=str(result.backup_path), endpoints=len(to_write))
-            for outcome in await asyncio.gather(*(run.write(item) for item, _ in to_write)):
-                outcomes[outcome.id] = outcome
-        else:
-            for item, _ in to_write:
-                outcomes[item.id] = Outcome(
-                    item.id, item.name, "not-attempted", "the run stopped: " + (run.stopped or "")
+    with StateLock(state_dir):  # one run per state directory; clears what a killed run left
+        stamp = _stamp(now())
+        journal = Journal(state_dir / f"journal-{stamp}.jsonl", secrets=secrets)
+        result = ApplyResult(target=target.name, outcomes=[], journal_path=journal.path)
+        with journal:
+            journal.record("run-start", kind=kind, target=target.name, endpoints=len(items) + len(known), time=stamp)
+            for outcome in known:
+                journal.record("outcome", endpoint=outcome.id, status=outcome.status, detail=outcome.detail, writes=0)
+            run = _Run(api, target, journal, concurrency=concurrency, force=force, sleep=sleep, progress=progress)
+            checked = await asyncio.gather(*(run.check(item) for item in items))
+            outcomes = {o.id: o for _, o in checked if isinstance(o, Outcome)}
+            to_write = [(item, state) for item, state in checked if not isinstance(state, Outcome)]
+            if to_write and not run.stopped:
+                backup = Backup(
+                    target=target.name,
+                    created_at=stamp,
+                    entries=[
+                        BackupEntry(
+                            id=item.id,
+                            rest=state,
+                            body=item.body,
+                            legacy=dict(legacy[item.id]) if legacy and item.id in legacy else None,
+                        )
+                        for item, state in to_write
+                    ],
                 )
-        result.outcomes = [*known, *(outcomes[item.id] for item in items)]
-        result.stopped = run.stopped
-        journal.record("run-end", summary=result.counts(), stopped=run.stopped)
+                result.backup_path = write_backup(state_dir / f"backup-{stamp}.json", backup)
+                journal.record("backup", path=str(result.backup_path), endpoints=len(to_write))
+                for outcome in await asyncio.gather(*(run.write(item) for item, _ in to_write)):
+                    outcomes[outcome.id] = outcome
+            else:
+                for item, _ in to_write:
+                    outcomes[item.id] = Outcome(
+                        item.id, item.name, "not-attempted", "the run stopped: " + (run.stopped or "")
+                    )
+            result.outcomes = [*known, *(outcomes[item.id] for item in items)]
+            result.stopped = run.stopped
+            journal.record("run-end", summary=result.counts(), stopped=run.stopped)
     return result
 
 

@@ -13,13 +13,51 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import SnapshotError
+from bridge.errors import InputError, SnapshotError
 from bridge.files import private_dir, write_private
 from bridge.redact import redact_endpoint, redact_text
 
-__all__ = ["Backup", "BackupEntry", "Journal", "load_backup", "read_journal", "write_backup"]
+__all__ = ["Backup", "BackupEntry", "Journal", "StateLock", "load_backup", "read_journal", "write_backup"]
 
 BACKUP_FORMAT = "bridge-backup"
+
+
+class StateLock:
+    """Hold the state directory for one run: ``STATE_DIR/.lock``, locked with ``flock``.
+
+    The kernel drops the lock when the process ends, even by SIGKILL, so a killed run never blocks the
+    next one. Holding it, a run may remove the temporary files a killed run left half-written
+    (``.backup-….tmp``): no other run can be writing them.
+    """
+
+    def __init__(self, state_dir: str | Path) -> None:
+        self.dir = private_dir(state_dir)
+        self.path = self.dir / ".lock"
+        self._fd = -1
+
+    def __enter__(self) -> StateLock:
+        try:
+            import fcntl
+        except ImportError:  # no flock (Windows): runs are not kept apart
+            return self
+        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self._fd)
+            self._fd = -1
+            raise InputError(
+                f"{self.dir}: another bridge run is using this state directory; wait for it to end, "
+                "or give this run its own --state-dir"
+            ) from None
+        for leftover in self.dir.glob(".backup-*.tmp"):
+            leftover.unlink(missing_ok=True)
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)  # closing the descriptor releases the lock
+            self._fd = -1
 
 
 class Journal:
