@@ -1,0 +1,122 @@
+"""Fault soak: `bridge migrate` over an account with 503s, dropped writes, a rate limit and latency, all at once.
+
+The account is generated so that nearly every endpoint needs a write, with some blocked. `migrate --yes` is
+run as a user would, again after any run that ends with failures (a read given up after 5 attempts, a write
+after 3), until nothing fails. Then:
+
+- every unblocked endpoint is exactly at the body the offline plan of the same account gives it;
+- no endpoint was applied more than once over all runs (a dropped write is found applied by the re-read),
+  no run sent an endpoint more than 3 write attempts, and no blocked endpoint was ever written;
+- the journals account for every write attempt: per endpoint and run, the journal's ``attempt`` lines equal
+  the writes the emulator received and answered with anything but 429 (a 429 is refused before anything
+  is applied, and the HTTP layer sends it again within the same attempt), and every applied write is one
+  of them.
+
+CI runs 150 endpoints; ``BRIDGE_FULL=1`` runs 1,000 and prints the figures quoted in the README.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from bridge.emulator import Emulator, Faults, generate_account
+from bridge.journal import read_journal
+from bridge.plan import build_plan
+from bridge.snapshot import parse_snapshot
+from bridge.tables import build_tables
+from bridge.target import V1, diff
+
+KEY = "test-key-SOAK-0123456789"
+BRIDGE = str(Path(sys.executable).parent / "bridge")
+FULL = bool(os.environ.get("BRIDGE_FULL"))
+ENDPOINTS = 1000 if FULL else 150
+FAULTS = Faults(latency_ms=3, rate_limit=60, fail_every=7, drop_every=5)
+
+
+def soak_account(n: int) -> dict[str, Any]:
+    """A generated account where nearly every endpoint needs a write; 5% are blocked."""
+    doc = generate_account(n, seed=2026, blocked_fraction=0.05)
+    for ep in doc["data"]["myself"]["endpoints"]:
+        if not ep["name"].lower().endswith("fb"):
+            ep["name"] += "-fb"
+        ep["flashBootType"] = None
+    return doc
+
+
+def is_write(entry: dict[str, Any]) -> bool:
+    return entry["api"] == "v1" and entry["method"] == "POST" and entry["path"].endswith("/update")
+
+
+def endpoint_of(entry: dict[str, Any]) -> str:
+    return str(entry["path"].split("/")[3])
+
+
+def test_fault_soak(tmp_path: Path) -> None:
+    """Under 503s, dropped writes, 429s and latency at once, every endpoint ends exactly as planned, written once."""
+    doc = soak_account(ENDPOINTS)
+    snap = parse_snapshot(doc)
+    plan = build_plan(snap.endpoints, build_tables(pools=snap.pools), generated_at="soak")
+    unblocked = {ep.id: ep.body for ep in plan.endpoints if ep.status != "blocked"}
+    blocked = {ep.id for ep in plan.endpoints if ep.status == "blocked"}
+    assert len(unblocked) > 0.9 * ENDPOINTS and blocked
+    figures: Counter[str] = Counter()
+    with Emulator(doc, api_key=KEY, faults=FAULTS, log_limit=None) as emu:
+        env = {**os.environ, **emu.env, "RUNPOD_API_KEY": KEY}
+        applied_before: dict[str, int] = {}
+        for _ in range(6):
+            seen = len(emu.requests)
+            proc = subprocess.run(
+                [BRIDGE, "migrate", "--yes", "--format", "json", "--concurrency", "8"],
+                env=env,
+                cwd=tmp_path,
+                capture_output=True,
+                text=True,
+                timeout=1800,
+                stdin=subprocess.DEVNULL,
+            )
+            assert proc.returncode in (1, 3), proc.stderr[-2000:]
+            result = json.loads(proc.stdout)
+            assert result["stopped"] is None, result["stopped"]
+            log = emu.requests[seen:]
+            applied = emu.write_counts()
+            # The journal accounts for every write attempt of this run, endpoint by endpoint.
+            events = list(read_journal(tmp_path / result["journal"]))
+            attempts = Counter(e["endpoint"] for e in events if e["event"] == "attempt")
+            answered = Counter(endpoint_of(e) for e in log if is_write(e) and e["status"] != 429)
+            landed = Counter(endpoint_of(e) for e in log if is_write(e) and (e["status"] == 200 or e["dropped"]))
+            assert attempts == answered
+            for endpoint_id, n in applied.items():
+                assert n - applied_before.get(endpoint_id, 0) == landed[endpoint_id], endpoint_id
+            assert all(n <= 3 for n in attempts.values())
+            outcomes = Counter(e["status"] for e in events if e["event"] == "outcome")
+            assert outcomes["updated"] + outcomes["unchanged"] + outcomes["failed"] + outcomes["blocked"] == ENDPOINTS
+            applied_before = applied
+            figures["runs"] += 1
+            figures["requests"] += len(log)
+            figures["503"] += sum(1 for e in log if e["status"] == 503)
+            figures["429"] += sum(1 for e in log if e["status"] == 429)
+            figures["dropped"] += sum(1 for e in log if e["dropped"])
+            figures["failed in a run"] += result["summary"]["failed"]
+            if result["summary"]["failed"] == 0:
+                break
+        assert result["summary"]["failed"] == 0, [e for e in result["endpoints"] if e["status"] == "failed"][:5]
+        assert proc.returncode == 3  # the blocked endpoints remain, nothing else
+        final = emu.write_counts()
+        assert set(final) == set(unblocked) and not set(final) & blocked
+        assert all(n == 1 for n in final.values()), {k: n for k, n in final.items() if n != 1}
+        emu.faults = Faults()
+        for endpoint_id, body in unblocked.items():
+            assert diff(body, V1.normalize_state(emu.v1_view(endpoint_id)), V1.set_fields) == [], endpoint_id
+    assert figures["503"] > 0 and figures["429"] > 0 and figures["dropped"] > 0
+    print(
+        f"\nsoak: {ENDPOINTS} endpoints ({len(unblocked)} written, {len(blocked)} blocked), {figures['runs']} runs, "
+        f"{figures['requests']} requests; faults: {figures['503']} x 503, {figures['dropped']} dropped writes, "
+        f"{figures['429']} x 429, {FAULTS.latency_ms:.0f} ms latency on every request; "
+        f"{figures['failed in a run']} endpoint failures finished by a later run; every endpoint written once"
+    )
