@@ -151,8 +151,11 @@ def load_backup(path: str | Path) -> Backup:
         raise SnapshotError(f"{path}: not a bridge backup (invalid JSON: {exc})") from None
     if not isinstance(doc, Mapping) or doc.get("format") != BACKUP_FORMAT:
         raise SnapshotError(f'{path}: not a bridge backup (no "format": "{BACKUP_FORMAT}")')
+    items = doc.get("endpoints")
+    if not isinstance(items, list):
+        raise SnapshotError(f"{path}: endpoints: expected a list")
     entries = []
-    for index, item in enumerate(doc.get("endpoints") or []):
+    for index, item in enumerate(items):
         if (
             not isinstance(item, Mapping)
             or not isinstance(item.get("id"), str)
@@ -160,8 +163,16 @@ def load_backup(path: str | Path) -> Backup:
             or not isinstance(item.get("body"), Mapping)
         ):
             raise SnapshotError(f"{path}: endpoints[{index}]: expected {{id, rest, body}}")
+        legacy = item.get("legacy")
+        if legacy is not None and not isinstance(legacy, Mapping):
+            raise SnapshotError(f"{path}: endpoints[{index}].legacy: expected an object or null")
         entries.append(
-            BackupEntry(id=item["id"], rest=dict(item["rest"]), body=dict(item["body"]), legacy=item.get("legacy"))
+            BackupEntry(
+                id=item["id"],
+                rest=dict(item["rest"]),
+                body=dict(item["body"]),
+                legacy=dict(legacy) if legacy is not None else None,
+            )
         )
     target = doc.get("target")
     if target not in ("v1", "v2"):

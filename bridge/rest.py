@@ -331,7 +331,7 @@ def server_reason(response: httpx.Response) -> str:
         return _html_reason(response)
     try:
         doc = json.loads(response.content)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         text = response.text.strip()
         return _clip(text.splitlines()[0]) if text else ""
     if isinstance(doc, Mapping):
@@ -350,8 +350,15 @@ def server_reason(response: httpx.Response) -> str:
                     parts.append(item)
                 elif isinstance(item, Mapping) and isinstance(item.get("message"), str):
                     parts.append(item["message"])
-        return _clip("; ".join(parts)) if parts else _clip(json.dumps(doc))
-    return _clip(json.dumps(doc))
+        return _clip("; ".join(parts)) if parts else _clip(_dump(doc))
+    return _clip(_dump(doc))
+
+
+def _dump(doc: Any) -> str:
+    try:
+        return json.dumps(doc, ensure_ascii=False)
+    except (ValueError, RecursionError):
+        return "(a JSON answer nested too deeply to quote)"
 
 
 def error_for(method: str, url: str, response: httpx.Response, api: Api) -> ApiError:
@@ -615,6 +622,9 @@ class Http:
         """Decode a JSON answer; an HTML page or other text is a clear error."""
         try:
             return json.loads(response.content)
+        except RecursionError:
+            where = f"{method} {url}: HTTP {response.status_code}"
+            raise self.fail(ApiError(f"{where}: the answer is JSON nested too deeply to read")) from None
         except (ValueError, UnicodeDecodeError):
             where = f"{method} {url}: HTTP {response.status_code}"
             response = self.scrubbed(response)
@@ -723,7 +733,7 @@ class RestClient:
             return {}
         try:
             doc = json.loads(response.content)
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             # The write was accepted (2xx) but the answer cannot be read: the engine verifies by reading back.
             return {}
         return dict(doc) if isinstance(doc, Mapping) else {}

@@ -28,6 +28,7 @@ from graphql import DocumentNode, ExecutionResult, FieldNode, FragmentDefinition
 from bridge._resources import package_path
 from bridge.errors import ApiError, AuthError
 from bridge.rest import Http, gather_all, is_html
+from bridge.tables import member_problem, pool_id_problem
 
 __all__ = [
     "ENDPOINTS_CAP",
@@ -134,10 +135,23 @@ class _PacedTransport(HTTPXAsyncTransport):
         if response.status_code == 400 and is_html(response):
             raise self._http.error_for("POST", url, response, "graphql")
         doc = self._http.decode("POST", url, response)
-        if not isinstance(doc, Mapping) or ("data" not in doc and "errors" not in doc):
+        data = doc.get("data") if isinstance(doc, Mapping) else None
+        errors = doc.get("errors") if isinstance(doc, Mapping) else None
+        if not isinstance(data, Mapping) and not (isinstance(errors, list) and errors):
             status = response.status_code
             raise self._http.fail(ApiError(f"POST {url}: HTTP {status}: not a GraphQL answer", status=status))
-        return ExecutionResult(data=doc.get("data"), errors=doc.get("errors"), extensions=doc.get("extensions"))
+        if errors is not None:  # gql expects a list of error objects
+            errors = (
+                [e if isinstance(e, Mapping) else {"message": str(e)} for e in errors]
+                if isinstance(errors, list)
+                else [{"message": str(errors)}]
+            )
+        extensions = doc.get("extensions")
+        return ExecutionResult(
+            data=dict(data) if isinstance(data, Mapping) else None,
+            errors=errors or None,
+            extensions=dict(extensions) if isinstance(extensions, Mapping) else None,
+        )
 
 
 class GraphQLSource:
@@ -312,4 +326,8 @@ class GraphQLSource:
                     )
         if not pools:
             raise self.http.fail(ApiError(f"POST {self.url}: serverlessGpuPools answered no pools"))
+        for pool_id, members in pools.items():
+            problem = pool_id_problem(pool_id) or member_problem(members)
+            if problem:
+                raise self.http.fail(ApiError(f"POST {self.url}: serverlessGpuPools: {problem}"))
         return pools

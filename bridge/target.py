@@ -64,8 +64,9 @@ def diff(
 
 
 def _hashable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return json.dumps(value, sort_keys=True)
+    # A REST read may hold anything (a list in a list, an object): compare those by their JSON text.
+    if isinstance(value, (dict, list)):
+        return json.dumps(value, sort_keys=True, default=str)
     return value
 
 
