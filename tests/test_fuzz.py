@@ -405,3 +405,70 @@ def test_print_fuzz_figures() -> None:
     if FULL:
         print(f"\nfuzz: {sum(FUZZED.values())} inputs: " + ", ".join(f"{n} {k}" for k, n in sorted(FUZZED.items())))
     assert sum(FUZZED.values()) >= 0
+
+
+# -- regressions the fuzzers found, pinned ---------------------------------------------------------------
+
+
+def live_read(answers: dict[str, Any], raw: dict[str, bytes] | None = None) -> Any:
+    return read_live_account(SETTINGS, transport=httpx.MockTransport(mock(answers, raw or {})), policy=fast())
+
+
+def test_json_nested_past_the_recursion_limit_is_an_api_error() -> None:
+    """An answer nested 5,000 deep is "nested too deeply to read" naming the URL, not a RecursionError."""
+    with pytest.raises(ApiError, match=r"GET https://rest.test/v1/endpoints: .*nested too deeply"):
+        live_read(ANSWERS, {"list": b"[" * 5000 + b"]" * 5000})
+
+
+@pytest.mark.parametrize("answer", [{"data": None}, {"errors": None, "data": None}, {"errors": "boom"}])
+def test_graphql_answer_without_data_is_an_api_error(answer: dict[str, Any]) -> None:
+    """A GraphQL answer with data null (and no error list) is "not a GraphQL answer", not gql's AssertionError."""
+    with pytest.raises(ApiError, match=r"POST https://gql.test/graphql"):
+        live_read({**ANSWERS, "endpoints": answer})
+
+
+def test_invalid_live_pool_ids_fall_back_to_the_bundled_table() -> None:
+    """A live pool table with an invalid pool id is set aside with a note, not an input error (exit 2)."""
+    pools = {"data": {"serverlessGpuPools": [{"id": "", "gpuTypeIds": ["NVIDIA A40"]}]}}
+    live = live_read({**ANSWERS, "pools": pools})
+    assert live.pools is None and any("bundled pool table" in note for note in live.notes)
+
+
+def test_rest_read_with_nested_lists_is_compared_not_crashed() -> None:
+    """A REST read whose set field holds lists is simply different from the body (no TypeError in diff)."""
+    from bridge.target import diff
+
+    changes = diff({"gpuTypeIds": ["NVIDIA A40"]}, {"gpuTypeIds": [["NVIDIA A40"], {"a": 1}]}, V1.set_fields)
+    assert [c.field for c in changes] == ["gpuTypeIds"]
+
+
+@pytest.mark.parametrize(
+    "endpoints",
+    ["true", "{}", '"x"', '[{"id": "a", "rest": {}, "body": {}, "legacy": 5}]'],
+    ids=["bool", "obj", "str", "legacy"],
+)
+def test_backup_with_odd_endpoints_is_an_input_error(tmp_path: Path, endpoints: str) -> None:
+    """A backup whose endpoints (or an entry's legacy) has the wrong type is one line naming the file, exit 2."""
+    from bridge.errors import SnapshotError
+    from bridge.journal import load_backup
+
+    path = tmp_path / "backup.json"
+    path.write_text('{"format": "bridge-backup", "target": "v1", "endpoints": ' + endpoints + "}")
+    with pytest.raises(SnapshotError, match=str(path)):
+        load_backup(path)
+
+
+def test_failed_rest_listing_is_retrieved_when_graphql_fails_first(caplog: pytest.LogCaptureFixture) -> None:
+    """When the GraphQL read fails, the REST listing's own failure is collected, not left "never retrieved"."""
+    import gc
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        if request.url.host == "gql.test":
+            await asyncio.sleep(0.05)  # the REST listing has failed by now
+            return httpx.Response(401, json={"errors": [{"message": "unauthorized"}]})
+        return httpx.Response(404, json={"error": "no such path"})
+
+    with pytest.raises(ApiError):
+        read_live_account(SETTINGS, transport=httpx.MockTransport(handler), policy=fast())
+    gc.collect()
+    assert "never retrieved" not in caplog.text

@@ -385,3 +385,36 @@ def test_the_planted_values_are_really_there() -> None:
     assert all(s in text or json.dumps(s, ensure_ascii=False)[1:-1] in text for s in secrets)
     assert any(s.startswith("SECRET-template-") for s in secrets) and any("aikey" in s for s in secrets)
     assert set(ODD) <= secrets and SAMPLE.exists()
+
+
+@pytest.mark.parametrize("kind", ["json", "text", "html", "graphql"])
+def test_a_key_the_clip_would_cut_is_scrubbed_first(kind: str) -> None:
+    """A key echoed where the message clip would cut it in half is scrubbed before the clip: no piece is left."""
+    import asyncio
+
+    import httpx
+
+    from bridge.config import Settings
+    from bridge.errors import ApiError
+    from bridge.live import read_live_account
+    from bridge.rest import RetryPolicy
+
+    reason = "y" * 285 + " " + KEY + " tail"
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if kind == "json":
+            return httpx.Response(400, json={"error": reason})
+        if kind == "html":
+            return httpx.Response(400, html=f"<html><title>{'t' * 110} {KEY}</title></html>")
+        if kind == "graphql":
+            return httpx.Response(200, json={"errors": [{"message": "z" * 390 + " " + KEY}]})
+        return httpx.Response(400, text=reason)
+
+    async def no_sleep(_: float) -> None:
+        await asyncio.sleep(0)
+
+    settings = Settings(api_key=KEY, graphql_url="https://g.test/graphql", rest_url="https://r.test/v1")
+    with pytest.raises(ApiError) as caught:
+        read_live_account(settings, transport=httpx.MockTransport(handler), policy=RetryPolicy(sleep=no_sleep))
+    message = str(caught.value)
+    assert not [piece for piece in fragments(KEY) if piece in message], message[-200:]
