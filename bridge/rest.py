@@ -686,12 +686,16 @@ class RestClient:
                 raise self.http.fail(
                     ApiError(f"GET {url}: expected an object with endpoints, got {type(doc).__name__}")
                 )
-            endpoints.extend(self._endpoint_list(doc.get("endpoints"), f"GET {url}"))
+            page = self._endpoint_list(doc.get("endpoints"), f"GET {url}")
+            endpoints.extend(page)
             cursor = _next_cursor(doc, response)
             if not cursor:
                 return endpoints
             if cursor in seen:
-                raise self.http.fail(ApiError(f"GET {url}: the server repeated page cursor {cursor!r}"))
+                raise self.http.fail(ApiError(f"GET {url}: the server repeated page cursor {_clip(cursor, 80)!r}"))
+            # A next page after a page with no endpoint could go on for ever: a broken server, not an account.
+            if not page:
+                raise self.http.fail(ApiError(f"GET {url}: the server gave a next cursor after an empty page"))
             seen.add(cursor)
 
     def _endpoint_list(self, items: Any, where: str) -> list[dict[str, Any]]:

@@ -519,3 +519,24 @@ def test_read_without_any_body_field_is_not_counted_done(tmp_path: Path) -> None
     assert bad.status == "failed" and "shows none of the fields" in bad.detail
     assert server.applied[BAD] == 0
     check_common(result)
+
+
+def test_endless_v2_paging_is_stopped() -> None:
+    """A v2 list that keeps handing out new cursors with empty pages ends with an error instead of hanging."""
+    from bridge.errors import ApiError
+
+    pages = {"n": 0}
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        pages["n"] += 1
+        return httpx.Response(200, json={"endpoints": [], "nextCursor": f"c{pages['n']}"})
+
+    async def go() -> Any:
+        vt = VirtualTime()
+        policy = RetryPolicy(sleep=vt.sleep, clock=vt.clock)
+        async with open_rest(SETTINGS, "v2", policy=policy, transport=httpx.MockTransport(handler)) as rest:  # type: ignore[arg-type]
+            return await rest.list_endpoints()
+
+    with pytest.raises(ApiError, match="next cursor after an empty page"):
+        asyncio.run(go())
+    assert pages["n"] == 1
