@@ -414,8 +414,8 @@ def live(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Row]:
             cmd = [*bridge_cmd(), "migrate", "--yes", "--quiet", "--format", "json", "--state-dir", str(state)]
             wall, _ = timed([*cmd, "--concurrency", str(cfg.concurrency)], env=emu.env, stdout=result)
             check_migrate(result, n)
+            requests = len(emu.requests())  # before the check's own read
             check_state(emu, bodies)
-            requests = len(emu.requests())
         bound = requests * cfg.latency_ms / 1000 / cfg.concurrency
         walls.append(wall)
         bounds.append(bound)
@@ -424,8 +424,8 @@ def live(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Row]:
         with emulator(account, cfg.latency_ms) as emu:
             script = [sys.executable, str(HERE / "baseline_migrate.py"), str(work / "live-export")]
             base_wall, _ = timed(script, env=emu.env)
-            check_state(emu, bodies)
             base_requests = len(emu.requests())
+            check_state(emu, bodies)
         baseline.append(base_wall)
         say(f"baseline {n}: {base_wall:.2f} s, {base_requests} requests")
     wall, bound = statistics.median(walls), statistics.median(bounds)
@@ -467,8 +467,8 @@ def rate_limited(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Ro
             cmd += ["--state-dir", str(work / f"state-limited-{run}"), "--concurrency", str(cfg.concurrency)]
             wall, _ = timed(cmd, env=emu.env, stdout=result)
             check_migrate(result, n)
-            check_state(emu, bodies)
             log = emu.requests()
+            check_state(emu, bodies)
         limited = sum(1 for entry in log if entry["status"] == 429)
         summary = json.loads(result.read_text())["summary"]
         rates.append((len(log) - limited) / wall)
