@@ -368,14 +368,20 @@ def error_for(method: str, url: str, response: httpx.Response, api: Api) -> ApiE
     reason = server_reason(response)
     suffix = f": {reason}" if reason else ""
     if _cloudflare_ua_block(response):
-        return ApiError(
+        blocked = ApiError(
             f"{where}: HTTP 403 from Cloudflare (error 1010): the request was refused for its client "
             f"signature (User-Agent {USER_AGENT!r}) before it reached RunPod; the key was not checked. "
             "A proxy that rewrites headers can cause this.",
             status=status,
         )
+        blocked.stops_run = True  # every request of the run carries the same signature
+        return blocked
     if status in (401, 403) and not is_html(response):
         return AuthError(f"RunPod rejected the API key (HTTP {status}) at {where}{suffix}", status=status)
+    if status in (401, 403):  # a proxy's or gateway's page: every later request would meet it too
+        refused = ApiError(f"{where}: HTTP {status} {_phrase(status)}{suffix}", status=status)
+        refused.stops_run = True
+        return refused
     if status == 410 and api == "v1":
         return RetiredError(
             f"RunPod has retired REST v1: run again with --target v2 (HTTP 410 at {where})", status=status

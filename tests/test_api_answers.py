@@ -540,3 +540,22 @@ def test_endless_v2_paging_is_stopped() -> None:
     with pytest.raises(ApiError, match="next cursor after an empty page"):
         asyncio.run(go())
     assert pages["n"] == 1
+
+
+@pytest.mark.parametrize("cloudflare", [True, False], ids=["cloudflare-1010", "proxy-page"])
+def test_html_403_from_a_proxy_stops_the_run(tmp_path: Path, cloudflare: bool) -> None:
+    """A 403 HTML page (Cloudflare's 1010 block or a proxy's) is named as such and stops the run like a bad key."""
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        body = (
+            "<html><title>Access denied | error code: 1010</title>cloudflare</html>"
+            if cloudflare
+            else ("<html><title>Forbidden by corporate proxy</title></html>")
+        )
+        return httpx.Response(403, text=body, headers={"content-type": "text/html"})
+
+    server = Server(answer, "read")
+    result, _ = engine(server, tmp_path)
+    assert result.stopped and ("1010" in result.stopped if cloudflare else "corporate proxy" in result.stopped)
+    assert server.requests(BAD) == 1 and server.applied[GOOD] == 0
+    check_common(result)
