@@ -200,9 +200,9 @@ class _Run:
 
     async def check(self, item: WorkItem) -> tuple[WorkItem, dict[str, Any] | Outcome]:
         """Re-read an endpoint and decide: already done, stale, or to be written (with its state)."""
-        if self.stopped:
-            return item, Outcome(item.id, item.name, "not-attempted", "the run stopped: " + self.stopped)
         async with self.gate:
+            if self.stopped:  # checked once a slot is held, as in write()
+                return item, Outcome(item.id, item.name, "not-attempted", "the run stopped: " + self.stopped)
             try:
                 state = await self.api.get_endpoint(item.id)
             except ApiError as exc:
@@ -233,10 +233,12 @@ class _Run:
         writes = 0
         last = ""
         while writes < WRITE_ATTEMPTS:
-            if self.stopped:
-                return self._done(Outcome(item.id, item.name, "not-attempted", "the run stopped: " + self.stopped))
-            writes += 1
             async with self.gate:
+                # Checked once a slot is held: a run stopped while this task waited for one sends nothing more.
+                if self.stopped:
+                    stopped = "the run stopped: " + self.stopped
+                    return self._done(Outcome(item.id, item.name, "not-attempted", stopped, writes))
+                writes += 1
                 # Journaled once a slot is held: a thousand tasks queued behind the gate would otherwise
                 # fsync their "attempt" lines long before sending anything, and hold the loop while doing it.
                 self.journal.record("attempt", endpoint=item.id, attempt=writes, body=item.body)

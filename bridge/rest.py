@@ -68,6 +68,9 @@ USER_AGENT = f"bridge/{__version__} (runpod-bridge; python-httpx/{httpx.__versio
 Api = Literal["v1", "v2", "graphql"]
 T = TypeVar("T")
 
+# A whole request (connect, send, answer) may last this many times the per-operation timeout.
+DEADLINE_FACTOR = 3.0
+
 # Statuses that say the request itself is wrong, or the key: asking again cannot help (SPEC §8).
 NEVER_RETRY = frozenset({400, 401, 403, 404, 410, 422})
 # Statuses that say "not now" and that nothing was applied: a write may be sent again, like after a 429.
@@ -593,10 +596,17 @@ class Http:
     ) -> tuple[httpx.Response | None, httpx.TransportError | None]:
         async with self.pacer.slot():
             self.counters.requests += 1
+            # httpx's timeouts bound each network operation; a server that trickles its answer a byte at a
+            # time would pass them all. The whole request gets a deadline too.
+            deadline = self.settings.timeout * DEADLINE_FACTOR
             try:
-                response = await self.client.request(method, url, json=json_body, params=params)
+                response = await asyncio.wait_for(
+                    self.client.request(method, url, json=json_body, params=params), deadline
+                )
             except httpx.TransportError as exc:
                 return None, exc
+            except asyncio.TimeoutError:
+                return None, httpx.ReadTimeout(f"no complete answer within {deadline:.0f} s")
             self.counters.by_status[response.status_code] += 1
             self.pacer.on_answer(response.status_code, response.headers)
             return response, None

@@ -559,3 +559,33 @@ def test_html_403_from_a_proxy_stops_the_run(tmp_path: Path, cloudflare: bool) -
     assert result.stopped and ("1010" in result.stopped if cloudflare else "corporate proxy" in result.stopped)
     assert server.requests(BAD) == 1 and server.applied[GOOD] == 0
     check_common(result)
+
+
+def test_an_answer_that_never_ends_is_a_timeout(tmp_path: Path) -> None:
+    """A server that never finishes its answer (a trickle, a stall) meets the per-request deadline: no hang."""
+
+    async def answer(request: httpx.Request) -> httpx.Response:
+        await asyncio.sleep(3600)
+        raise AssertionError("unreachable")
+
+    server = Server(status(200), "never")  # answers everything but BAD's reads
+    vt = VirtualTime()
+    quick = Settings(api_key=KEY, rest_url="https://rest.test/v1", concurrency=1, timeout=0.02)
+    items = [WorkItem(id=BAD, body=dict(BODY)), WorkItem(id=GOOD, body=dict(BODY))]
+
+    async def handler(request: httpx.Request) -> httpx.Response:
+        parts = request.url.path.split("/")
+        if parts[3] == BAD and request.method == "GET":
+            return await answer(request)
+        return server(request)
+
+    async def go() -> ApplyResult:
+        policy = RetryPolicy(sleep=vt.sleep, clock=vt.clock)
+        async with open_rest(quick, "v1", policy=policy, transport=httpx.MockTransport(handler)) as rest:  # type: ignore[arg-type]
+            return await run_items(rest, V1, items, state_dir=tmp_path, concurrency=1, secrets=[KEY], sleep=vt.sleep)
+
+    result = asyncio.run(go())
+    bad = outcome(result, BAD)
+    assert bad.status == "failed" and "timed out" in bad.detail and "gave up after 5 attempts" in bad.detail
+    assert outcome(result, GOOD).status == "updated"
+    check_common(result)
