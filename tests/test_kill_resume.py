@@ -88,17 +88,17 @@ def check_state_files(state_dir: Path) -> int:
     return torn
 
 
-def kill_and_resume(tmp_path: Path, point: str) -> dict[str, Any]:
+def kill_and_resume(tmp_path: Path, point: str, target: str = "v1") -> dict[str, Any]:
     """Kill a migration at ``point``, check its state, resume it, check the result."""
     doc = account()
     with Emulator(doc, api_key=KEY, faults=Faults(latency_ms=1)) as emu:
-        first = migrate(emu, tmp_path, point)
+        first = migrate(emu, tmp_path, point, "--target", target)
         assert first.returncode == -9, f"{point} was never reached: exit {first.returncode} {first.stderr[-500:]}"
         after_kill = emu.write_counts()
         state_dir = tmp_path / "bridge-state"
         done = confirmed(state_dir) if state_dir.exists() else set()
         torn = check_state_files(state_dir) if state_dir.exists() else 0
-        second = migrate(emu, tmp_path, None, "--format", "json")
+        second = migrate(emu, tmp_path, None, "--format", "json", "--target", target)
         assert second.returncode == 3, second.stderr[-2000:]  # 3: the blocked endpoints remain
         result = json.loads(second.stdout)
         assert result["summary"]["failed"] == 0 and result["summary"]["not-attempted"] == 0
@@ -109,7 +109,9 @@ def kill_and_resume(tmp_path: Path, point: str) -> dict[str, Any]:
         assert not list(state_dir.glob(".*.tmp")), "a half-written temporary file was left behind"
         check_state_files(state_dir)
         env = {**os.environ, **emu.env, "RUNPOD_API_KEY": KEY}
-        check = subprocess.run([BRIDGE, "plan", "--check"], env=env, cwd=tmp_path, capture_output=True, text=True)
+        check = subprocess.run(
+            [BRIDGE, "plan", "--check", "--target", target], env=env, cwd=tmp_path, capture_output=True, text=True
+        )
         assert check.returncode == 3 and "0 to update" in check.stdout.replace("update: 0", "0 to update"), check.stdout
         return {"writes_before_kill": sum(after_kill.values()), "confirmed": len(done), "torn": torn}
 
@@ -131,6 +133,12 @@ POINTS = [
 def test_kill_then_resume(tmp_path: Path, point: str) -> None:
     """SIGKILL at this point, then a normal run finishes; nothing confirmed is written again; files are whole."""
     kill_and_resume(tmp_path, point)
+
+
+@pytest.mark.parametrize("point", ["write-after:5", "verify:3", "backup-partial"])
+def test_kill_then_resume_v2(tmp_path: Path, point: str) -> None:
+    """The same on REST v2: SIGKILL, then a normal run finishes; nothing confirmed is written again."""
+    kill_and_resume(tmp_path, point, target="v2")
 
 
 def test_torn_journal_line_is_skipped(tmp_path: Path) -> None:
@@ -164,7 +172,7 @@ def test_leftover_temporary_backup_is_removed(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not FULL, reason="the full kill sweep runs with BRIDGE_FULL=1")
 def test_kill_sweep(tmp_path: Path) -> None:
-    """Kill at every request up to the end of a run and at every write, read-back and journal line in steps."""
+    """Kill at every other request of a run, every write and read-back, journal lines in steps; v2 writes too."""
     probe = tmp_path / "probe"
     probe.mkdir()
     with Emulator(account(), api_key=KEY) as emu:
@@ -177,11 +185,16 @@ def test_kill_sweep(tmp_path: Path) -> None:
     points += [f"verify:{n}" for n in range(1, writes + 1)]
     points += [f"journal-torn:{n}" for n in range(1, 2 * writes + 8, 3)]
     points += ["backup-partial", "backup-unrenamed"]
+    cases = [(point, "v1") for point in points]
+    cases += [(f"{kind}:{n}", "v2") for kind in ("write-after", "verify") for n in range(1, writes + 1, 2)]
     survived = 0
-    for index, point in enumerate(points):
+    for index, (point, target) in enumerate(cases):
         case = tmp_path / f"case{index}"
         case.mkdir()
-        kill_and_resume(case, point)
+        kill_and_resume(case, point, target)
         survived += 1
-    print(f"\nkill sweep: {survived} kills survived ({total} requests, {writes} writes per run, {ENDPOINTS} endpoints)")
-    assert survived == len(points)
+    print(
+        f"\nkill sweep: {survived} kills survived ({len(points)} on v1, {len(cases) - len(points)} on v2; "
+        f"{total} requests and {writes} writes per v1 run, {ENDPOINTS} endpoints)"
+    )
+    assert survived == len(cases)
