@@ -26,6 +26,9 @@ def export_plan(plan: Plan, out_dir: str | Path) -> list[Path]:
     except OSError as exc:
         raise InputError(f"{out}: cannot create the directory: {exc.strerror or exc}") from None
     previous = _previous_ids(out / "plan.json")
+    for ep in plan.endpoints:  # every name is checked before the first file is written: no partial export
+        if ep.status != "blocked":
+            _safe_name(ep.id)
     written = []
     keep = set()
     try:

@@ -472,3 +472,14 @@ def test_failed_rest_listing_is_retrieved_when_graphql_fails_first(caplog: pytes
         read_live_account(SETTINGS, transport=httpx.MockTransport(handler), policy=fast())
     gc.collect()
     assert "never retrieved" not in caplog.text
+
+
+def test_export_with_an_unsafe_endpoint_id_writes_nothing(tmp_path: Path) -> None:
+    """An endpoint id that cannot be a file name stops `export` before any body file is written."""
+    doc = sample_doc()
+    doc["data"]["myself"]["endpoints"][-1]["id"] = "../evil"
+    snap = tmp_path / "snap.json"
+    snap.write_text(json.dumps(doc))
+    result = cli(["export", "--from", str(snap), "--out", str(tmp_path / "exp")], tmp_path)
+    assert_clean_exit(result, {2}, "../evil")
+    no_leftovers(tmp_path, tmp_path / "exp")
