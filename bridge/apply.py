@@ -26,7 +26,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Literal, Protocol
 
-from bridge.errors import ApiError
+from bridge.errors import ApiError, BridgeError
 from bridge.journal import Backup, BackupEntry, Journal, StateLock, write_backup
 from bridge.models import Plan
 from bridge.target import RestTarget, diff, fingerprint
@@ -333,7 +333,13 @@ async def run_items(
                         for item, state in to_write
                     ],
                 )
-                result.backup_path = write_backup(state_dir / f"backup-{stamp}.json", backup)
+                try:
+                    result.backup_path = write_backup(state_dir / f"backup-{stamp}.json", backup)
+                except OSError as exc:  # before the first write: nothing was sent
+                    where = state_dir / f"backup-{stamp}.json"
+                    raise BridgeError(
+                        f"{where}: cannot write the backup ({exc.strerror or exc}): nothing was sent"
+                    ) from None
                 journal.record("backup", path=str(result.backup_path), endpoints=len(to_write))
                 for outcome in await asyncio.gather(*(run.write(item) for item, _ in to_write)):
                     outcomes[outcome.id] = outcome

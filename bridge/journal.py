@@ -31,7 +31,10 @@ class StateLock:
     """
 
     def __init__(self, state_dir: str | Path) -> None:
-        self.dir = private_dir(state_dir)
+        try:
+            self.dir = private_dir(state_dir)
+        except OSError as exc:
+            raise InputError(f"{state_dir}: cannot use it as the state directory: {exc.strerror or exc}") from None
         self.path = self.dir / ".lock"
         self._fd = -1
 
@@ -40,7 +43,10 @@ class StateLock:
             import fcntl
         except ImportError:  # no flock (Windows): runs are not kept apart
             return self
-        self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError as exc:
+            raise InputError(f"{self.dir}: cannot use it as the state directory: {exc.strerror or exc}") from None
         try:
             fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

@@ -198,3 +198,53 @@ def test_kill_sweep(tmp_path: Path) -> None:
         f"{total} requests and {writes} writes per v1 run, {ENDPOINTS} endpoints)"
     )
     assert survived == len(cases)
+
+
+def test_unusable_state_dir_is_one_line_exit_2(tmp_path: Path) -> None:
+    """A --state-dir that is a file (or cannot be created) is one line naming it, exit 2; nothing is written."""
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("x")
+    with Emulator(account(), api_key=KEY) as emu:
+        env = {**os.environ, **emu.env, "RUNPOD_API_KEY": KEY}
+        proc = subprocess.run(
+            [BRIDGE, "migrate", "--yes", "--state-dir", str(blocker / "state")],
+            env=env,
+            cwd=tmp_path,
+            capture_output=True,
+            text=True,
+            stdin=subprocess.DEVNULL,
+        )
+        assert proc.returncode == 2, proc.stderr
+        errors = [line for line in proc.stderr.splitlines() if line.startswith("bridge: error:")]
+        assert len(errors) == 1 and str(blocker) in errors[0] and "Traceback" not in proc.stderr
+        assert emu.write_counts() == {}
+
+
+def test_backup_that_cannot_be_written_stops_before_any_write(tmp_path: Path) -> None:
+    """When the backup cannot be written, the run ends with one line naming it (exit 1) and sends no write."""
+    import asyncio
+
+    from bridge.apply import WorkItem, run_items
+    from bridge.errors import BridgeError
+    from bridge.target import V1
+
+    class Api:
+        writes = 0
+
+        async def get_endpoint(self, endpoint_id: str) -> dict[str, Any]:
+            return {"id": endpoint_id, "name": "old"}
+
+        async def send_update(self, endpoint_id: str, body: Any) -> dict[str, Any]:
+            Api.writes += 1
+            return {}
+
+    state = tmp_path / "state"
+    state.mkdir()
+    (state / "backup-20260101T000000.000000Z.json").mkdir()  # the backup's own path is taken by a directory
+
+    from datetime import datetime, timezone
+
+    when = datetime(2026, 1, 1, tzinfo=timezone.utc)
+    with pytest.raises(BridgeError, match=r"cannot write the backup .*nothing was sent"):
+        asyncio.run(run_items(Api(), V1, [WorkItem(id="ep1", body={"name": "new"})], state_dir=state, now=lambda: when))
+    assert Api.writes == 0
