@@ -81,7 +81,9 @@ class Journal:
         entry = {"event": event, **fields}
         line = json.dumps(entry, ensure_ascii=False, default=str)
         line = redact_text(line, self._secrets) + "\n"
-        os.write(self._fd, line.encode("utf-8"))
+        data = memoryview(line.encode("utf-8"))
+        while data:  # os.write may write less than asked (a full disk, a signal): finish the line
+            data = data[os.write(self._fd, data) :]
         os.fsync(self._fd)
 
     def close(self) -> None:

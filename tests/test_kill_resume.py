@@ -248,3 +248,21 @@ def test_backup_that_cannot_be_written_stops_before_any_write(tmp_path: Path) ->
     with pytest.raises(BridgeError, match=r"cannot write the backup .*nothing was sent"):
         asyncio.run(run_items(Api(), V1, [WorkItem(id="ep1", body={"name": "new"})], state_dir=state, now=lambda: when))
     assert Api.writes == 0
+
+
+def test_short_writes_still_give_whole_journal_lines(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """When the OS writes only a few bytes per call, each journal line is still finished before the next."""
+    import bridge.journal
+    from bridge.journal import Journal
+
+    real_write = os.write
+
+    def short_write(fd: int, data: Any) -> int:
+        return real_write(fd, bytes(data[:5]))
+
+    monkeypatch.setattr(bridge.journal.os, "write", short_write)
+    with Journal(tmp_path / "journal.jsonl") as journal:
+        journal.record("run-start", kind="test")
+        journal.record("attempt", endpoint="ep1", body={"name": "é" * 20})
+    monkeypatch.undo()
+    assert [e["event"] for e in read_journal(tmp_path / "journal.jsonl")] == ["run-start", "attempt"]
