@@ -22,7 +22,7 @@ def export_plan(plan: Plan, out_dir: str | Path) -> list[Path]:
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: not a directory")
     try:
-        out.mkdir(parents=True, exist_ok=True)
+        out.mkdir(mode=0o700, parents=True, exist_ok=True)  # the bodies are endpoint state: private
     except OSError as exc:
         raise InputError(f"{out}: cannot create the directory: {exc.strerror or exc}") from None
     previous = _previous_ids(out / "plan.json")

@@ -123,13 +123,13 @@ def emulator_urls(scan: Scan, emu: Emulator) -> None:
 
 
 def assert_private(root: Path) -> None:
-    """Every file bridge wrote with endpoint state is mode 0600; the state directory is 0700."""
+    """Every file bridge wrote is mode 0600; every directory it created (state, export) is 0700."""
     for path in root.rglob("*"):
         if path.is_file():
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path
-    for state in root.rglob("state*"):
-        if state.is_dir():
-            assert stat.S_IMODE(state.stat().st_mode) == 0o700, state
+    for directory in root.rglob("*"):
+        if directory.is_dir():
+            assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
 
 
 @pytest.mark.parametrize("target", ["v1", "v2"])
@@ -209,7 +209,8 @@ def test_error_paths_keep_every_secret(tmp_path: Path) -> None:
     scan.files(tmp_path)
     assert scan.commands == len(cases)
     assert scan.leaks() == []
-    assert_private(tmp_path)
+    for cwd in tmp_path.iterdir():  # each case's working directory is the test's; what bridge made is inside
+        assert_private(cwd)
 
 
 def test_input_errors_keep_secrets(tmp_path: Path) -> None:
