@@ -225,16 +225,11 @@ def write_account(path: Path, n: int, seed: int, *, every_one_changes: bool = Fa
     """Write a seeded account of ``n`` endpoints as a snapshot file.
 
     ``every_one_changes`` gives every endpoint the legacy ``-fb`` name suffix, so that each one needs a
-    write: most generated endpoints already read back as their body, and a migration that writes nothing
-    measures nothing.
+    write: a migration that writes nothing measures nothing.
     """
     from bridge.emulator.generate import generate_account
 
-    doc = generate_account(n, seed=seed)
-    if every_one_changes:
-        for endpoint in doc["data"]["myself"]["endpoints"]:
-            if not endpoint["name"].lower().rstrip().endswith("-fb"):
-                endpoint["name"] += "-fb"
+    doc = generate_account(n, seed=seed, fb_suffix=every_one_changes)
     path.write_text(json.dumps(doc))
     return path
 

@@ -684,6 +684,20 @@ def test_generate_account_is_deterministic_and_realistic() -> None:
     assert first["data"]["serverlessGpuPools"]
 
 
+def test_fb_suffix_gives_every_endpoint_a_write() -> None:
+    """fb_suffix=True puts the legacy -fb suffix on every name, so a plan renames every endpoint; nothing else moves."""
+    from bridge.models import LegacyEndpoint
+    from bridge.translate import translate
+
+    plain = generate_account(300, seed=4)["data"]["myself"]["endpoints"]
+    suffixed = generate_account(300, seed=4, fb_suffix=True)["data"]["myself"]["endpoints"]
+    assert all(e["name"].lower().endswith("-fb") for e in suffixed)
+    for before, after in zip(plain, suffixed, strict=True):
+        assert {k: v for k, v in after.items() if k != "name"} == {k: v for k, v in before.items() if k != "name"}
+        body = translate(LegacyEndpoint.model_validate(after), bundled_tables()).body
+        assert body["name"] != after["name"]
+
+
 def test_generated_endpoints_translate_without_errors_unless_asked() -> None:
     """With blocked_fraction=0 bridge's translation finds no errors; a fraction blocks about that share."""
     from bridge.models import LegacyEndpoint

@@ -39,12 +39,7 @@ ENDPOINTS = 40
 
 def account() -> dict[str, Any]:
     """A generated account where every unblocked endpoint needs a write (a legacy `-fb` name to clean up)."""
-    doc = generate_account(ENDPOINTS, seed=23, blocked_fraction=0.1)
-    for ep in doc["data"]["myself"]["endpoints"]:
-        if not ep["name"].lower().endswith("fb"):
-            ep["name"] += "-fb"
-        ep["flashBootType"] = None
-    return doc
+    return generate_account(ENDPOINTS, seed=23, blocked_fraction=0.1, fb_suffix=True)
 
 
 def migrate(emu: Emulator, cwd: Path, point: str | None, *extra: str) -> subprocess.CompletedProcess[str]:

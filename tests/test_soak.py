@@ -45,12 +45,7 @@ FAULTS = Faults(latency_ms=3, rate_limit=60, fail_every=7, drop_every=5)
 
 def soak_account(n: int) -> dict[str, Any]:
     """A generated account where nearly every endpoint needs a write; 5% are blocked."""
-    doc = generate_account(n, seed=2026, blocked_fraction=0.05)
-    for ep in doc["data"]["myself"]["endpoints"]:
-        if not ep["name"].lower().endswith("fb"):
-            ep["name"] += "-fb"
-        ep["flashBootType"] = None
-    return doc
+    return generate_account(n, seed=2026, blocked_fraction=0.05, fb_suffix=True)
 
 
 def is_write(entry: dict[str, Any]) -> bool:

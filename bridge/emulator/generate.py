@@ -9,13 +9,13 @@ lost ``PRIORITY_FLASHBOOT`` do occur).
 
 from __future__ import annotations
 
-import gc
 import random
 import string
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
+from bridge._gc import paused_gc
 from bridge.emulator.state import RAM_MULTIPLIER, USER_ID
 from bridge.tables import bundled_tables
 
@@ -81,23 +81,27 @@ def generate_account(
     blocked_fraction: float = 0.0,
     cpu_fraction: float = 0.08,
     pools: Mapping[str, Sequence[str]] | None = None,
+    fb_suffix: bool = False,
 ) -> dict[str, Any]:
     """Return a snapshot document with ``n`` endpoints, the same for the same arguments.
 
     ``blocked_fraction`` of the endpoints carry one problem that blocks translation (an unknown pool,
-    location or CPU instance, every type excluded, or ``workersMin > workersMax``).
+    location or CPU instance, every type excluded, or ``workersMin > workersMax``). ``fb_suffix`` gives
+    every name the legacy ``-fb`` suffix, so that a migration has a write to make for each unblocked
+    endpoint (most generated endpoints otherwise already read back as their body): benchmarks, soak and
+    kill tests measure nothing on a migration that writes nothing.
     """
     if n < 0:
         raise ValueError("n must be >= 0")
     if not 0.0 <= blocked_fraction <= 1.0 or not 0.0 <= cpu_fraction <= 1.0:
         raise ValueError("blocked_fraction and cpu_fraction must be within 0..1")
-    enabled = gc.isenabled()
-    gc.disable()  # millions of young objects that all survive: collecting them only costs time
-    try:
-        return _generate(n, seed, blocked_fraction, cpu_fraction, pools)
-    finally:
-        if enabled:
-            gc.enable()
+    with paused_gc():  # millions of young objects that all survive: collecting them only costs time
+        doc = _generate(n, seed, blocked_fraction, cpu_fraction, pools)
+    if fb_suffix:
+        for record in doc["data"]["myself"]["endpoints"]:
+            if not record["name"].lower().rstrip().endswith("-fb"):
+                record["name"] += "-fb"
+    return doc
 
 
 def _generate(

@@ -11,18 +11,17 @@ a record it got under the lock without holding the lock.
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import gc
 import json
 import math
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from bridge._gc import paused_gc
 from bridge._resources import data_path
 from bridge.errors import SnapshotError
 from bridge.tables import bundled_tables
@@ -161,7 +160,7 @@ def load_snapshot(
     Accepts the three shapes of SPEC §3.1: ``{"data": {"myself": {"endpoints": [...]}}}``,
     ``{"endpoints": [...]}`` and a bare list.
     """
-    with no_gc():
+    with paused_gc():
         return _load_snapshot(source)
 
 
@@ -204,18 +203,6 @@ def _load_snapshot(
         seen.add(item["id"])
         records.append(_normalise(item))
     return records, _parse_pools(pools_doc, where)
-
-
-@contextlib.contextmanager
-def no_gc() -> Iterator[None]:
-    """Pause the cyclic GC while building many small objects that all survive (large seeds)."""
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
 
 
 def _parse_pools(pools_doc: Any, where: str) -> dict[str, tuple[str, ...]] | None:
@@ -261,7 +248,7 @@ class Account:
         *,
         options: ViewOptions | None = None,
     ) -> None:
-        with no_gc():
+        with paused_gc():
             self._setup(records, pools, options)
 
     def _setup(
