@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from bridge.config import Settings
 from bridge.models import LegacyEndpoint
 from bridge.tables import Tables, build_tables, bundled_tables
 
@@ -16,6 +21,48 @@ SHARED = ROOT.parent / "shared" / "reference"
 
 # Every secret planted in the sample account starts with this marker.
 SECRET_MARK = "SECRET-"
+# The installed command, for tests that run bridge as a user would: a real process.
+BRIDGE = str(Path(sys.executable).parent / "bridge")
+
+if TYPE_CHECKING:
+    from bridge.emulator import Emulator
+
+
+def run_bridge(
+    emu: Emulator, cwd: Path, *args: str, key: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
+    """Run the installed bridge command against the emulator with ``key``, with no terminal on stdin."""
+    env = {**os.environ, **emu.env, "RUNPOD_API_KEY": key}
+    return subprocess.run(
+        [BRIDGE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+    )
+
+
+def offline_settings(key: str, concurrency: int) -> Settings:
+    """Settings for tests whose answers come from ``httpx.MockTransport``: the hosts are never resolved."""
+    return Settings(
+        api_key=key,
+        graphql_url="https://gql.test/graphql",
+        rest_url="https://rest.test/v1",
+        rest_v2_url="https://api.test/v2",
+        concurrency=concurrency,
+    )
+
+
+class VirtualTime:
+    """A clock that only moves when someone sleeps, so backoff and pauses cost no real time."""
+
+    def __init__(self) -> None:
+        self.now = 1000.0
+        self.sleeps: list[float] = []
+
+    def clock(self) -> float:
+        return self.now
+
+    async def sleep(self, seconds: float) -> None:
+        self.sleeps.append(seconds)
+        self.now += max(seconds, 0.0)
+        await asyncio.sleep(0)
 
 
 def sample_doc() -> dict[str, Any]:

@@ -22,6 +22,7 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
+from helpers import VirtualTime, offline_settings
 
 from bridge.apply import ApplyResult, WorkItem, run_items
 from bridge.cli import main
@@ -32,32 +33,10 @@ from bridge.rest import RetryPolicy, open_rest
 from bridge.target import V1, get_target
 
 KEY = "test-key-ANSWERS-0123456789"
-SETTINGS = Settings(
-    api_key=KEY,
-    graphql_url="https://gql.test/graphql",
-    rest_url="https://rest.test/v1",
-    rest_v2_url="https://api.test/v2",
-    concurrency=1,
-)
+SETTINGS = offline_settings(KEY, concurrency=1)
 BAD, GOOD = "epbad000000001", "epgood00000002"
 BODY = {"name": "after"}
 BEFORE = {"name": "before"}
-
-
-class VirtualTime:
-    """A clock that only moves when someone sleeps: backoff costs no real time."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(seconds, 0.0)
-        await asyncio.sleep(0)
 
 
 class Server:

@@ -11,11 +11,9 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import FIXTURES, SAMPLE, SECRET_MARK, sample_doc
+from helpers import BRIDGE, FIXTURES, SAMPLE, SECRET_MARK, sample_doc
 
 from bridge.cli import _COMMANDS, main
-
-BRIDGE = str(Path(sys.executable).parent / "bridge")
 
 
 def invoke(*args: str, env: dict[str, str] | None = None) -> tuple[int, str, str]:

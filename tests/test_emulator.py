@@ -7,7 +7,6 @@ import os
 import re
 import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -18,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 from conftest import EMULATOR_KEY, SAMPLE_ACCOUNT
+from helpers import BRIDGE
 from jsonschema import Draft4Validator, Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT4, DRAFT202012
@@ -34,7 +34,6 @@ ENDPOINT_QUERY = FRAGMENT + (QUERIES / "endpoint.graphql").read_text()
 POOLS_QUERY = (QUERIES / "pools.graphql").read_text()
 ALL_DCS = list(bundled_tables().data_centers)
 US_DCS = list(bundled_tables().countries["US"])
-BRIDGE = str(Path(sys.executable).parent / "bridge")
 AMPERE_48 = ["NVIDIA A40", "NVIDIA RTX A6000"]
 RATE_LIMIT = re.compile(r'^"second";r=\d+;t=\d+$')
 RATE_POLICY = re.compile(r'^"second";q=\d+;w=1$')

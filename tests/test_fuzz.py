@@ -30,13 +30,12 @@ from typing import Any
 import httpx
 import pytest
 from click.testing import CliRunner
-from helpers import SAMPLE, sample_doc
+from helpers import SAMPLE, offline_settings, sample_doc
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.apply import WorkItem, run_items
 from bridge.cli import main
-from bridge.config import Settings
 from bridge.emulator import Emulator
 from bridge.errors import ApiError
 from bridge.live import read_live_account
@@ -292,13 +291,7 @@ def test_fuzzed_backups(tmp_path_factory: pytest.TempPathFactory, emu: Emulator,
 
 # -- hostile API answers ----------------------------------------------------------------------------------
 
-SETTINGS = Settings(
-    api_key=KEY,
-    graphql_url="https://gql.test/graphql",
-    rest_url="https://rest.test/v1",
-    rest_v2_url="https://api.test/v2",
-    concurrency=4,
-)
+SETTINGS = offline_settings(KEY, concurrency=4)
 
 
 async def _no_sleep(_: float) -> None:

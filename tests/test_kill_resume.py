@@ -26,12 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import BRIDGE
 
 from bridge.emulator import Emulator, Faults, generate_account
 from bridge.journal import load_backup, read_journal
 
 KEY = "test-key-KILL-0123456789"
-BRIDGE = str(Path(sys.executable).parent / "bridge")
 HARNESS = str(Path(__file__).resolve().parent / "kill_harness.py")
 FULL = bool(os.environ.get("BRIDGE_FULL"))
 ENDPOINTS = 40

@@ -2,31 +2,23 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import SAMPLE, SECRET_MARK
+from helpers import BRIDGE, SAMPLE, SECRET_MARK, run_bridge
 
 from bridge.emulator import Emulator, Faults, generate_account
 from bridge.journal import read_journal
 
 KEY = "test-key-MIGRATE-0123456789"
-BRIDGE = str(Path(sys.executable).parent / "bridge")
-
-
-def run(emu: Emulator, cwd: Path, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
-    """Run the installed bridge command against the emulator."""
-    env = {**os.environ, **emu.env, "RUNPOD_API_KEY": KEY}
-    return subprocess.run(
-        [BRIDGE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
+run = functools.partial(run_bridge, key=KEY)
 
 
 def journal_events(state_dir: Path) -> list[list[dict[str, Any]]]:

@@ -2,28 +2,18 @@
 
 from __future__ import annotations
 
+import functools
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
-from helpers import SAMPLE, SECRET_MARK
+from helpers import SAMPLE, SECRET_MARK, run_bridge
 
 from bridge.emulator import Emulator, Faults, generate_account
 from bridge.target_v2 import V2, diff_nested
 
 KEY = "test-key-MIGRATE-V2-0123456789"
-BRIDGE = str(Path(sys.executable).parent / "bridge")
-
-
-def run(emu: Emulator, cwd: Path, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-    """Run the installed bridge command against the emulator."""
-    env = {**os.environ, **emu.env, "RUNPOD_API_KEY": KEY}
-    return subprocess.run(
-        [BRIDGE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
-    )
+run = functools.partial(run_bridge, key=KEY)
 
 
 def plan_of(emu: Emulator, cwd: Path) -> dict[str, Any]:

@@ -11,8 +11,8 @@ from typing import Any
 
 import httpx
 import pytest
+from helpers import VirtualTime, offline_settings
 
-from bridge.config import Settings
 from bridge.errors import ApiError, AuthError, RateLimitedError, RetiredError
 from bridge.rest import (
     USER_AGENT,
@@ -29,30 +29,8 @@ from bridge.rest import (
 )
 
 KEY = "test-key-0123456789"
-SETTINGS = Settings(
-    api_key=KEY,
-    graphql_url="https://gql.test/graphql",
-    rest_url="https://rest.test/v1",
-    rest_v2_url="https://api.test/v2",
-    concurrency=4,
-)
+SETTINGS = offline_settings(KEY, concurrency=4)
 Handler = Callable[[httpx.Request], Any]
-
-
-class VirtualTime:
-    """A clock that only moves when someone sleeps, so backoff and pauses cost no real time."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-        self.sleeps: list[float] = []
-
-    def clock(self) -> float:
-        return self.now
-
-    async def sleep(self, seconds: float) -> None:
-        self.sleeps.append(seconds)
-        self.now += max(seconds, 0.0)
-        await asyncio.sleep(0)
 
 
 def policy(vt: VirtualTime, **kwargs: Any) -> RetryPolicy:

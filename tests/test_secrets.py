@@ -12,7 +12,6 @@ import json
 import os
 import stat
 import subprocess
-import sys
 import threading
 from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -21,13 +20,12 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from helpers import SAMPLE, SECRET_MARK, sample_doc
+from helpers import BRIDGE, SAMPLE, SECRET_MARK, sample_doc
 
 from bridge.emulator import Emulator, Faults
 from bridge.redact import REDACTED, redact_endpoint, redact_text
 
 KEY = "PLANTED-KEY-7f3c9e1a5b2d4c6e"
-BRIDGE = str(Path(sys.executable).parent / "bridge")
 RUNS: Counter[str] = Counter()  # command runs scanned, for the figures of the full mode
 # Odd secrets: JSON escapes, unicode, a value that looks like a header.
 ODD = ['SECRET-quote"back\\slash', "SECRET-ünïcødé-🔑", "SECRET-Bearer abc", "SECRET-" + "x" * 500]

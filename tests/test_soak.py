@@ -22,12 +22,12 @@ from __future__ import annotations
 import json
 import os
 import subprocess
-import sys
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
+from helpers import BRIDGE
 
 from bridge.emulator import Emulator, Faults, generate_account
 from bridge.journal import read_journal
@@ -37,7 +37,6 @@ from bridge.tables import build_tables
 from bridge.target import diff, get_target
 
 KEY = "test-key-SOAK-0123456789"
-BRIDGE = str(Path(sys.executable).parent / "bridge")
 FULL = bool(os.environ.get("BRIDGE_FULL"))
 ENDPOINTS = 1000 if FULL else 150
 FAULTS = Faults(latency_ms=3, rate_limit=60, fail_every=7, drop_every=5)
