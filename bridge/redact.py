@@ -18,7 +18,8 @@ REDACTED = "<redacted>"
 
 # `api_key=...` in a URL someone configured, and bearer tokens echoed back in a message.
 _KEY_PARAM = re.compile(r"(?i)\b(api_key|apikey|access_token|token)=[^&\s\"'#]+")
-_BEARER = re.compile(r"(?i)\bBearer\s+[A-Za-z0-9._~+/=-]+")
+# "invalid bearer token" names the scheme, it holds no token: keep it readable.
+_BEARER = re.compile(r"(?i)\bBearer\s+(?!token\b)[A-Za-z0-9._~+/=-]+")
 # Shorter strings than this are too likely to appear in ordinary text to be scrubbed safely.
 _MIN_SECRET = 4
 

@@ -373,6 +373,7 @@ def test_redact_text_and_endpoint() -> None:
     """redact_text removes known values, api_key parameters and bearer tokens; redact_endpoint every env shape."""
     text = redact_text(f"GET https://x/?api_key={KEY}&a=1 Authorization: Bearer abc.def {KEY}", [KEY])
     assert KEY not in text and "abc.def" not in text and "a=1" in text
+    assert redact_text("Unauthorized: invalid bearer token") == "Unauthorized: invalid bearer token"
     shapes: list[Any] = [
         [{"key": "A", "value": "SECRET-1"}],
         {"A": "SECRET-2"},
