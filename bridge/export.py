@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from bridge.errors import InputError
-from bridge.files import write_private
+from bridge.files import private_dir, write_private
 from bridge.models import Plan
 
 __all__ = ["check_export_dir", "export_plan"]
@@ -22,7 +22,7 @@ def export_plan(plan: Plan, out_dir: str | Path) -> list[Path]:
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: not a directory")
     try:
-        out.mkdir(mode=0o700, parents=True, exist_ok=True)  # the bodies are endpoint state: private
+        private_dir(out)  # the bodies are endpoint state
     except OSError as exc:
         raise InputError(f"{out}: cannot create the directory: {exc.strerror or exc}") from None
     previous = _previous_ids(out / "plan.json")

@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from bridge.config import Settings
-from bridge.errors import ApiError, AuthError, InputError, RateLimitedError, RetiredError, SnapshotError
+from bridge.errors import ApiError, InputError, RetiredError, SnapshotError
 from bridge.models import Finding, LegacyEndpoint, Target
 from bridge.redact import redact_endpoint
 from bridge.rest import Counters, Http, NotFoundError, RestClient, RetryPolicy, gather_all
@@ -115,9 +115,9 @@ async def read_live(
 async def _read_pools(source: GraphQLSource, notes: list[str]) -> dict[str, list[str]] | None:
     try:
         return await source.pools()
-    except (AuthError, RateLimitedError):
-        raise
     except ApiError as exc:
+        if exc.stops_run:  # a rejected key, a TLS failure or a long rate-limit pause: the endpoints would meet it too
+            raise
         notes.append(f"could not read the live GPU pool table ({exc}); using the bundled pool table instead")
         return None
 

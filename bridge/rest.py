@@ -516,7 +516,11 @@ class Http:
         clean = self.scrub(text)
         if clean == text:
             return response
-        return httpx.Response(response.status_code, headers=response.headers, content=clean.encode("utf-8"))
+        # The text is already decoded: a copied Content-Encoding (gzip) would make httpx decode it again.
+        headers = [
+            (k, v) for k, v in response.headers.items() if k.lower() not in ("content-encoding", "content-length")
+        ]
+        return httpx.Response(response.status_code, headers=headers, content=clean.encode("utf-8"))
 
     def error_for(self, method: str, url: str, response: httpx.Response, api: Api) -> ApiError:
         """:func:`error_for` on the scrubbed answer, with the message scrubbed too."""
@@ -574,26 +578,16 @@ class Http:
                     self._rate_limited(where, response, limited)
                     self.counters.retries += 1
                     continue  # the pacer holds everyone, this request too, until the pause ends
-                if status in NOT_APPLIED_RETRY:
-                    self.counters.failures += 1
-                    failures += 1
-                    if failures >= attempts:
-                        error = self.error_for(method, url, response, api)
-                        raise self.fail(type(error)(f"{error} (gave up after {failures} attempts)", status=status))
-                    retry_after = parse_retry_after(response.headers.get("retry-after"))
-                    wait = retry_after if retry_after is not None and retry_after <= policy.max_retry_after else None
-                    self.counters.retries += 1
-                    await policy.sleep(policy.backoff(failures) if wait is None else wait)
-                    continue
-                if not (status >= 500 or status == 408):
+                not_applied = status == 408 or status in NOT_APPLIED_RETRY
+                if not (status >= 500 or not_applied):
                     if 300 <= status < 400:
                         location = response.headers.get("location") or "(nowhere)"
                         message = f"{where}: HTTP {status}: unexpected redirect to {location}"
                         raise self.fail(ApiError(message, status=status))
-                    raise self.fail(self.error_for(method, url, response, api))
+                    raise self.error_for(method, url, response, api)
                 self.counters.failures += 1
                 error = self.error_for(method, url, response, api)
-                if write and status != 408:
+                if write and not not_applied:
                     raise self.fail(WriteOutcomeUnknown(str(error), status=status))
                 failures += 1
                 if failures >= attempts:

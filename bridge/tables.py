@@ -64,10 +64,7 @@ class _PoolFile(BaseModel):
     @field_validator("pools")
     @classmethod
     def _ids(cls, value: dict[str, _Pool]) -> dict[str, _Pool]:
-        for key in value:
-            problem = pool_id_problem(key)
-            if problem:
-                raise ValueError(problem)
+        _check_pool_ids(value)
         return value
 
 
@@ -124,6 +121,13 @@ def pool_id_problem(pool_id: str) -> str | None:
     return None if _POOL_ID.match(pool_id) else f"{pool_id!r} is not a pool id (letters, digits and _ only)"
 
 
+def _check_pool_ids(pool_ids: Iterable[str]) -> None:
+    for pool_id in pool_ids:
+        problem = pool_id_problem(pool_id)
+        if problem:
+            raise ValueError(problem)
+
+
 def _check_members(value: dict[str, tuple[str, ...]], what: str) -> dict[str, tuple[str, ...]]:
     for key, members in value.items():
         if not key.strip() or "," in key:
@@ -147,10 +151,7 @@ class Override(BaseModel):
     @field_validator("pools")
     @classmethod
     def _pools(cls, value: dict[str, tuple[str, ...]]) -> dict[str, tuple[str, ...]]:
-        for key in value:
-            problem = pool_id_problem(key)
-            if problem:
-                raise ValueError(problem)
+        _check_pool_ids(value)
         return _check_members(value, "pool")
 
     @field_validator("locations")

@@ -185,6 +185,25 @@ def test_export_into_a_file_is_exit_2(tmp_path: Path) -> None:
     assert code == 2 and str(target) in err
 
 
+def test_reader_closing_the_pipe_early_is_quiet(tmp_path: Path) -> None:
+    """`bridge plan | head -1` on a large plan ends without an error message once the reader has gone."""
+    from bridge.emulator import generate_account
+
+    snapshot = tmp_path / "big.json"
+    snapshot.write_text(json.dumps(generate_account(3000, seed=1)))
+    proc = subprocess.Popen(
+        [BRIDGE, "plan", "--from", str(snapshot), "--format", "json"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert proc.stdout is not None and proc.stderr is not None
+    assert proc.stdout.readline() == b"{\n"
+    proc.stdout.close()  # the reader goes away while bridge is still writing
+    err = proc.stderr.read().decode()
+    proc.stderr.close()
+    assert proc.wait(60) == 1 and err == ""
+
+
 def test_installed_command_as_subprocess(tmp_path: Path) -> None:
     """The installed `bridge` script plans the sample from any directory (tables found from the package)."""
     proc = subprocess.run(

@@ -426,3 +426,14 @@ def test_http_closes_its_client() -> None:
         return http
 
     assert asyncio.run(main()).client.is_closed
+
+
+def test_gzipped_error_answer_echoing_the_key_is_scrubbed_not_a_crash() -> None:
+    """A gzipped 5xx page that echoes the key is quoted scrubbed: the write's outcome is unknown, not a crash."""
+    import gzip
+
+    page = gzip.compress(f"upstream failed for Bearer {KEY}".encode())
+    server = Recorder(httpx.Response(502, headers={"Content-Encoding": "gzip"}, content=page))
+    with pytest.raises(WriteOutcomeUnknown) as info:
+        call(server, lambda rest: rest.send_update("ep1", {"name": "x"}))
+    assert "502" in str(info.value) and "upstream failed" in str(info.value) and KEY not in str(info.value)

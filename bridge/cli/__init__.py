@@ -7,7 +7,6 @@ are imported only by the commands that need them).
 
 from __future__ import annotations
 
-import errno
 import importlib
 import sys
 from collections.abc import Sequence
@@ -66,10 +65,6 @@ class _LazyGroup(click.Group):
         except click.Abort:
             click.echo("bridge: aborted", err=True)
             sys.exit(1)
-        except OSError as exc:
-            if exc.errno != errno.EPIPE:
-                raise
-            sys.exit(1)  # stdout closed early (e.g. piped into head): nothing left to report
         sys.exit(result if isinstance(result, int) else 0)
 
     def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
