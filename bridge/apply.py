@@ -191,8 +191,8 @@ class _Run:
             self.progress(outcome)
         return outcome
 
-    def _mismatch(self, body: Mapping[str, Any], state: Mapping[str, Any]) -> list[str]:
-        normalized = self.target.normalize_state(state)
+    def _mismatch(self, body: Mapping[str, Any], normalized: Mapping[str, Any]) -> list[str]:
+        """Fields of ``body`` the normalized REST read differs in (a read showing none of them differs in all)."""
         if body and not any(key in normalized for key in body):
             # Fields a read leaves out are skipped; a read that shows none of them proves nothing.
             return [f"{', '.join(body)} (the read shows none of them)"]
@@ -214,17 +214,19 @@ class _Run:
         if item.body and not any(key in normalized for key in item.body):
             detail = f"could not read it: the REST read shows none of the fields to write ({', '.join(item.body)})"
             return item, self._done(Outcome(item.id, item.name, "failed", detail))
-        if not self._mismatch(item.body, state):
+        if not self._mismatch(item.body, normalized):
             return item, self._done(Outcome(item.id, item.name, "unchanged", "already at its target"))
         if not self.force:
             if item.fingerprint is not None and fingerprint(normalized, self.target.set_fields) != item.fingerprint:
                 return item, self._done(
                     Outcome(item.id, item.name, "stale", "changed since the plan was made (--force to write anyway)")
                 )
-            if item.expect is not None and self._mismatch(item.expect, state):
-                fields = ", ".join(self._mismatch(item.expect, state))
+            undone = self._mismatch(item.expect, normalized) if item.expect is not None else []
+            if undone:
                 return item, self._done(
-                    Outcome(item.id, item.name, "stale", f"changed since the run it undoes ({fields}); --force")
+                    Outcome(
+                        item.id, item.name, "stale", f"changed since the run it undoes ({', '.join(undone)}); --force"
+                    )
                 )
         return item, state
 
@@ -262,7 +264,7 @@ class _Run:
                     return self._done(
                         Outcome(item.id, item.name, "failed", f"written, but the read-back failed: {exc}", writes)
                     )
-            mismatch = self._mismatch(item.body, state)
+            mismatch = self._mismatch(item.body, self.target.normalize_state(state))
             if not mismatch:
                 detail = "verified" if not unknown else "verified after an unknown write outcome"
                 return self._done(Outcome(item.id, item.name, "updated", detail, writes))
