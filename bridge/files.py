@@ -5,7 +5,9 @@ from __future__ import annotations
 import contextlib
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TextIO
 
 __all__ = ["private_dir", "write_private"]
 
@@ -17,14 +19,21 @@ def private_dir(path: str | Path) -> Path:
     return path
 
 
-def write_private(path: str | Path, text: str) -> Path:
-    """Write ``text`` to ``path`` atomically with mode 0600: a crash leaves the old file or the new one."""
+def write_private(path: str | Path, text: str | Callable[[TextIO], object]) -> Path:
+    """Write ``text`` to ``path`` atomically with mode 0600: a crash leaves the old file or the new one.
+
+    ``text`` may also be a function that writes into the open file, so a large report is streamed, not
+    built in memory first.
+    """
     path = Path(path)
     private_dir(path.parent)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
+            if isinstance(text, str):
+                fh.write(text)
+            else:
+                text(fh)
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, 0o600)

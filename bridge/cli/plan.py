@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import sys
 from typing import Any
 
@@ -77,10 +76,8 @@ def _report(kwargs: dict[str, Any]) -> int:
     if kwargs["output"]:
         from bridge.files import write_private
 
-        buffer = io.StringIO()
-        render(result, buffer, kwargs["fmt"])
         try:
-            write_private(kwargs["output"], buffer.getvalue())
+            write_private(kwargs["output"], lambda fh: render(result, fh, kwargs["fmt"]))
         except OSError as exc:
             from bridge.errors import InputError
 
