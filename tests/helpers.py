@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -29,12 +30,13 @@ if TYPE_CHECKING:
 
 
 def run_bridge(
-    emu: Emulator, cwd: Path, *args: str, key: str, timeout: float = 180
+    emu: Emulator, cwd: Path, *args: str, key: str, timeout: float = 180, command: Sequence[str] = (BRIDGE,)
 ) -> subprocess.CompletedProcess[str]:
-    """Run the installed bridge command against the emulator with ``key``, with no terminal on stdin."""
+    """Run the installed bridge command (or ``command``, e.g. a harness around it) against the emulator with
+    ``key``, with no terminal on stdin."""
     env = {**os.environ, **emu.env, "RUNPOD_API_KEY": key}
     return subprocess.run(
-        [BRIDGE, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
+        [*command, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=timeout, stdin=subprocess.DEVNULL
     )
 
 

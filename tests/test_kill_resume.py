@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import BRIDGE
+from helpers import BRIDGE, run_bridge
 
 from bridge.emulator import Emulator, Faults, generate_account
 from bridge.journal import load_backup, read_journal
@@ -44,17 +44,8 @@ def account() -> dict[str, Any]:
 
 def migrate(emu: Emulator, cwd: Path, point: str | None, *extra: str) -> subprocess.CompletedProcess[str]:
     """Run `migrate --yes`, under the kill harness when a point is given."""
-    env = {**os.environ, **emu.env, "RUNPOD_API_KEY": KEY}
     head = [sys.executable, HARNESS, point] if point else [BRIDGE]
-    return subprocess.run(
-        [*head, "migrate", "--yes", "--quiet", "--concurrency", "4", *extra],
-        env=env,
-        cwd=cwd,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        stdin=subprocess.DEVNULL,
-    )
+    return run_bridge(emu, cwd, "migrate", "--yes", "--quiet", "--concurrency", "4", *extra, key=KEY, command=head)
 
 
 def confirmed(state_dir: Path) -> set[str]:

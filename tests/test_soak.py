@@ -21,13 +21,12 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from helpers import BRIDGE
+from helpers import run_bridge
 
 from bridge.emulator import Emulator, Faults, generate_account
 from bridge.journal import read_journal
@@ -68,19 +67,11 @@ def test_fault_soak(tmp_path: Path, target: str) -> None:
     assert len(unblocked) > 0.85 * size and blocked
     figures: Counter[str] = Counter()
     with Emulator(doc, api_key=KEY, faults=FAULTS, log_limit=None) as emu:
-        env = {**os.environ, **emu.env, "RUNPOD_API_KEY": KEY}
         applied_before: dict[str, int] = {}
         for _ in range(6):
             seen = len(emu.requests)
-            proc = subprocess.run(
-                [BRIDGE, "migrate", "--yes", "--format", "json", "--concurrency", "8", "--target", target],
-                env=env,
-                cwd=tmp_path,
-                capture_output=True,
-                text=True,
-                timeout=1800,
-                stdin=subprocess.DEVNULL,
-            )
+            args = ("migrate", "--yes", "--format", "json", "--concurrency", "8", "--target", target)
+            proc = run_bridge(emu, tmp_path, *args, key=KEY, timeout=1800)
             assert proc.returncode in (1, 3), proc.stderr[-2000:]
             result = json.loads(proc.stdout)
             assert result["stopped"] is None, result["stopped"]
