@@ -50,7 +50,7 @@ _EXPORTS: dict[str, str] = {
     "parse_override": "bridge.tables",
     "parse_snapshot": "bridge.snapshot",
     "render": "bridge.report",
-    "translate": "bridge.translate",
+    "translate": "bridge.plan",
 }
 
 __all__ = sorted([*_EXPORTS, "__version__"])
@@ -83,8 +83,8 @@ if TYPE_CHECKING:
     )
     from bridge.export import export_plan
     from bridge.models import Change, EndpointPlan, Finding, LegacyEndpoint, Plan
-    from bridge.plan import build_plan
+    from bridge.plan import build_plan, translate
     from bridge.report import render
     from bridge.snapshot import Snapshot, load_snapshot, parse_snapshot
     from bridge.tables import Override, Tables, build_tables, bundled_tables, load_override, parse_override
-    from bridge.translate import Intent, Rule, Translation, analyse, translate
+    from bridge.translate import Intent, Rule, Translation, analyse

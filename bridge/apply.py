@@ -29,7 +29,8 @@ from typing import Any, Literal, Protocol
 from bridge.errors import ApiError, BridgeError
 from bridge.journal import Backup, BackupEntry, Journal, StateLock, write_backup
 from bridge.models import Plan
-from bridge.target import RestTarget, diff, fingerprint
+from bridge.targets import RestTarget
+from bridge.targets.base import diff, fingerprint
 
 __all__ = [
     "WRITE_ATTEMPTS",
@@ -402,7 +403,7 @@ async def apply_plan_async(
     from contextlib import nullcontext
 
     from bridge.rest import RestClient, open_rest
-    from bridge.target import get_target
+    from bridge.targets import get_target
 
     items, known = items_from_plan(plan)
     session = (
@@ -438,7 +439,7 @@ async def rollback_async(
 ) -> ApplyResult:
     """Put back the REST fields a run changed, from its backup, through the same engine."""
     from bridge.rest import open_rest
-    from bridge.target import get_target
+    from bridge.targets import get_target
 
     target = get_target(backup.target)
     items, lost = rollback_items(backup, target)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
@@ -18,6 +19,8 @@ __all__ = [
     "Severity",
     "Status",
     "Target",
+    "has_errors",
+    "split_commas",
 ]
 
 Severity = Literal["error", "warning", "info"]
@@ -25,6 +28,16 @@ Status = Literal["update", "unchanged", "blocked"]
 Target = Literal["v1", "v2"]
 
 _TOLERANT = ConfigDict(extra="ignore", frozen=True)
+
+
+def split_commas(value: str) -> list[str]:
+    """The non-empty, stripped tokens of a comma-separated value (``"a, b,,c"`` -> ``["a", "b", "c"]``)."""
+    return [token for token in (part.strip() for part in value.split(",")) if token]
+
+
+def has_errors(findings: Iterable[Finding]) -> bool:
+    """Tell whether any finding is an error: such an endpoint is blocked and nothing is sent for it."""
+    return any(f.severity == "error" for f in findings)
 
 
 class NetworkVolumeRef(BaseModel):

@@ -8,26 +8,24 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bridge._gc import paused_gc
-from bridge.models import Change, EndpointPlan, Finding, LegacyEndpoint, Plan, PlanSummary, PlanTables, Target
+from bridge.models import (
+    Change,
+    EndpointPlan,
+    Finding,
+    LegacyEndpoint,
+    Plan,
+    PlanSummary,
+    PlanTables,
+    Target,
+    has_errors,
+    split_commas,
+)
 from bridge.tables import Tables
-from bridge.target import RestTarget, diff, fingerprint, get_target
-from bridge.translate import Rule, analyse
+from bridge.targets import RestTarget, get_target
+from bridge.targets.base import diff, fingerprint
+from bridge.translate import Rule, Translation, analyse
 
-__all__ = ["build_plan", "plan_endpoint", "timestamp"]
-
-# Where each body field came from in the legacy record, for changes made against legacy values.
-_LEGACY_FIELD = {
-    "gpuTypeIds": "gpuIds",
-    "dataCenterIds": "locations",
-    "flashboot": "flashBootType",
-    "cpuFlavorIds": "instanceIds",
-    "vcpuCount": "instanceIds",
-    "gpu": "gpuIds",
-    "cpu": "instanceIds",
-    "timeout": "executionTimeoutMs",
-    "networkVolumes": "networkVolumeIds",
-}
-
+__all__ = ["build_plan", "legacy_changes", "plan_endpoint", "timestamp", "translate"]
 
 _CONVERTED = frozenset({"networkVolumeIds", "networkVolumes", "allowedCudaVersions"})
 
@@ -40,25 +38,35 @@ def timestamp(now: datetime | None = None) -> str:
     return now.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
-def _legacy_value(ep: LegacyEndpoint, key: str) -> Any:
+def _legacy_value(ep: LegacyEndpoint, key: str, legacy_fields: Mapping[str, str]) -> Any:
     if key in ("networkVolumeIds", "networkVolumes"):
         return [ref.networkVolumeId for ref in ep.networkVolumeIds or ()]
     if key == "allowedCudaVersions" and isinstance(ep.allowedCudaVersions, str):
-        return [v.strip() for v in ep.allowedCudaVersions.split(",") if v.strip()]
-    return getattr(ep, _LEGACY_FIELD.get(key, key), None)
+        return split_commas(ep.allowedCudaVersions)
+    return getattr(ep, legacy_fields.get(key, key), None)
 
 
-def legacy_changes(ep: LegacyEndpoint, body: Mapping[str, Any]) -> list[Change]:
-    """Changes of ``body`` against the legacy record (used when no REST state is known)."""
+def legacy_changes(ep: LegacyEndpoint, body: Mapping[str, Any], legacy_fields: Mapping[str, str]) -> list[Change]:
+    """Changes of ``body`` against the legacy record (used when no REST state is known).
+
+    ``legacy_fields`` names the legacy field each renamed body field came from (the target's own map).
+    """
     changes = []
     for key, value in body.items():
         # Most fields pass through unchanged: compare those without building the legacy value.
-        if key not in _LEGACY_FIELD and key not in _CONVERTED and getattr(ep, key, None) == value:
+        if key not in legacy_fields and key not in _CONVERTED and getattr(ep, key, None) == value:
             continue
-        before = _legacy_value(ep, key)
+        before = _legacy_value(ep, key, legacy_fields)
         if before != value:
             changes.append(Change(field=key, from_=before, to=value))
     return changes
+
+
+def translate(
+    ep: LegacyEndpoint, tables: Tables, *, target: Target = "v1", keep_fb_suffix: bool = False
+) -> Translation:
+    """Translate one legacy endpoint into ``target``'s update body and findings (SPEC §4)."""
+    return get_target(target).build(analyse(ep, tables, keep_fb_suffix=keep_fb_suffix), tables)
 
 
 def plan_endpoint(
@@ -78,9 +86,8 @@ def plan_endpoint(
             body, extra = rule(ep, dict(body))
             findings.extend(extra)
         findings.extend(target.check_body(body, tables))
-    blocked = any(f.severity == "error" for f in findings)
     normalized = target.normalize_state(state) if state is not None else None
-    if blocked:
+    if has_errors(findings):
         return EndpointPlan(
             id=ep.id,
             name=ep.name,
@@ -96,7 +103,7 @@ def plan_endpoint(
             name=ep.name,
             status="update",
             body=body,
-            changes=legacy_changes(ep, body),
+            changes=legacy_changes(ep, body, target.legacy_fields),
             fingerprint=None,
             findings=findings,
         )

@@ -1,8 +1,9 @@
-"""Pure translation: a legacy endpoint and the tables in, a REST update body and findings out (SPEC §4).
+"""Pure, target-neutral translation: a legacy endpoint and the tables in, an :class:`Intent` out (SPEC §4).
 
-No network, no files, no clock. :func:`analyse` reads the legacy encodings into target-neutral
-:class:`Intent`; :func:`to_v1_body` writes a REST v1 ``EndpointUpdateInput`` from it and adds the
-findings only v1 has (v1 cannot say "priority FlashBoot" or give each CPU flavor its own vCPU count).
+No network, no files, no clock. :func:`analyse` reads the legacy encodings into an :class:`Intent`: what the
+endpoint means, with the findings every target agrees on. Facts whose severity depends on the target (a GPU
+type given as a pool, an exclusion outside the selected pools) are kept as :class:`Observation` entries in
+the same list, in legacy order; each target in :mod:`bridge.targets` judges them and encodes the body.
 """
 
 from __future__ import annotations
@@ -13,17 +14,17 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from bridge.models import Finding, LegacyEndpoint, Severity
+from bridge.models import Finding, LegacyEndpoint, Severity, has_errors, split_commas
 from bridge.tables import Tables
 
 __all__ = [
     "NOT_CARRIED",
     "Intent",
+    "Observation",
     "Rule",
     "Translation",
     "analyse",
-    "to_v1_body",
-    "translate",
+    "finding",
 ]
 
 Rule = Callable[[LegacyEndpoint, dict[str, Any]], "tuple[dict[str, Any], Iterable[Finding]]"]
@@ -31,7 +32,7 @@ Rule = Callable[[LegacyEndpoint, dict[str, Any]], "tuple[dict[str, Any], Iterabl
 
 FLASHBOOT_MODES = ("OFF", "FLASHBOOT", "PRIORITY_FLASHBOOT")
 
-# Legacy fields with no REST v1 update field. They stay on the endpoint as they are (v1 updates are partial).
+# Legacy fields with no REST update field. They stay on the endpoint as they are (v1 updates are partial).
 NOT_CARRIED = (
     "type",
     "workersStandby",
@@ -50,17 +51,33 @@ _IDLE_RANGE = (1, 3600)
 
 
 @functools.lru_cache(maxsize=4096)
-def _finding(severity: Severity, code: str, field_: str, message: str) -> Finding:
+def finding(severity: Severity, code: str, field_: str, message: str) -> Finding:
     # Findings are frozen, and most repeat word for word across an account ("env is not part of the
     # update"): sharing one instance saves building and keeping hundreds of thousands of models.
     return Finding(severity=severity, code=code, field=field_, message=message)
 
 
+@dataclass(frozen=True, slots=True)
+class Observation:
+    """A fact about the legacy form whose severity only a target can judge.
+
+    ``code`` is ``gpu-type-as-pool`` (``subject`` is a GPU type given where a pool belongs) or
+    ``exclusion-not-in-pools`` (``subject`` is an excluded GPU type in none of the selected pools).
+    """
+
+    code: str
+    field: str
+    subject: str
+
+
 @dataclass(slots=True)
 class Intent:
-    """What a legacy endpoint means, before any REST encoding."""
+    """What a legacy endpoint means, before any REST encoding.
 
-    findings: list[Finding] = field(default_factory=list)
+    ``findings`` holds neutral findings and :class:`Observation` entries in the order they were met.
+    """
+
+    findings: list[Finding | Observation] = field(default_factory=list)
     name: str | None = None
     flashboot: str = "OFF"
     cpu: list[tuple[str, int]] | None = None  # (flavor, vCPUs) per legacy instance id, in order
@@ -72,11 +89,10 @@ class Intent:
     settings: dict[str, Any] = field(default_factory=dict)  # pass-through values, already checked
 
     def add(self, severity: Severity, code: str, field_: str, message: str) -> None:
-        self.findings.append(_finding(severity, code, field_, message))
+        self.findings.append(finding(severity, code, field_, message))
 
-    @property
-    def blocked(self) -> bool:
-        return any(f.severity == "error" for f in self.findings)
+    def observe(self, code: str, field_: str, subject: str) -> None:
+        self.findings.append(Observation(code, field_, subject))
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,11 +104,7 @@ class Translation:
 
     @property
     def blocked(self) -> bool:
-        return any(f.severity == "error" for f in self.findings)
-
-
-def _split(value: str) -> list[str]:
-    return [token for token in (part.strip() for part in value.split(",")) if token]
+        return has_errors(self.findings)
 
 
 def _dedupe(items: Iterable[str]) -> list[str]:
@@ -102,7 +114,7 @@ def _dedupe(items: Iterable[str]) -> list[str]:
 def _gpu(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
     candidates: list[str] = []
     excluded: list[str] = []
-    for token in _split(ep.gpuIds or ""):
+    for token in split_commas(ep.gpuIds or ""):
         if token.startswith("-"):
             if token[1:].strip():  # a lone "-" excludes nothing: an empty token (SPEC §4)
                 excluded.append(token[1:].strip())
@@ -112,12 +124,7 @@ def _gpu(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
         if members is not None:
             candidates.extend(members)
         elif token in tables.gpu_types or token in tables.pool_of:
-            intent.add(
-                "warning",
-                "gpu-type-as-pool",
-                "gpuIds",
-                f"{token!r} is a GPU type, not a pool: kept as that one GPU type",
-            )
+            intent.observe("gpu-type-as-pool", "gpuIds", token)
             candidates.append(token)
         else:
             intent.add("error", "unknown-gpu-pool", "gpuIds", f"{token!r} is not a known GPU pool")
@@ -125,12 +132,7 @@ def _gpu(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
     selected = set(candidates)
     for gpu_type in intent.excluded:
         if gpu_type not in selected:
-            intent.add(
-                "warning",
-                "exclusion-not-in-pools",
-                "gpuIds",
-                f"excluded GPU type {gpu_type!r} is in none of the selected pools",
-            )
+            intent.observe("exclusion-not-in-pools", "gpuIds", gpu_type)
     drop = set(intent.excluded)
     intent.gpu_types = _dedupe(t for t in candidates if t not in drop)
     if not intent.gpu_types:
@@ -171,7 +173,7 @@ def _locations(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
     if raw is None or not raw.strip():
         return
     found: list[str] = []
-    for token in _split(raw):
+    for token in split_commas(raw):
         if token in tables.data_centers:
             found.append(token)
             continue
@@ -286,7 +288,7 @@ def _settings(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
     if intent.cpu is None:
         _int_setting(intent, "gpuCount", ep.gpuCount, 1)
     cuda = ep.allowedCudaVersions
-    versions = _split(cuda) if isinstance(cuda, str) else [v.strip() for v in cuda or () if v.strip()]
+    versions = split_commas(cuda) if isinstance(cuda, str) else [v.strip() for v in cuda or () if v.strip()]
     bad = [v for v in versions if v not in tables.cuda_versions]
     if bad:
         intent.add(
@@ -337,75 +339,3 @@ def analyse(ep: LegacyEndpoint, tables: Tables, *, keep_fb_suffix: bool = False)
     _settings(ep, tables, intent)
     _not_carried(ep, intent)
     return intent
-
-
-def to_v1_body(intent: Intent, tables: Tables) -> Translation:
-    """Encode an :class:`Intent` as a REST v1 ``EndpointUpdateInput`` body, adding v1-only findings."""
-    findings = list(intent.findings)
-    body: dict[str, Any] = {}
-    if intent.name is not None:
-        body["name"] = intent.name
-    settings = intent.settings
-    if "templateId" in settings:
-        body["templateId"] = settings["templateId"]
-    body["flashboot"] = intent.flashboot != "OFF"
-    if intent.flashboot == "PRIORITY_FLASHBOOT":
-        findings.append(
-            _finding(
-                "warning",
-                "flashboot-priority-lost",
-                "flashBootType",
-                "PRIORITY_FLASHBOOT has no REST v1 form: sent as flashboot true (use --target v2 to keep it)",
-            )
-        )
-    if intent.cpu is not None:
-        body["cpuFlavorIds"] = _dedupe(flavor for flavor, _ in intent.cpu)
-        counts = _dedupe(str(vcpus) for _, vcpus in intent.cpu)
-        if counts:
-            body["vcpuCount"] = max(vcpus for _, vcpus in intent.cpu)
-        if len(counts) > 1:
-            findings.append(
-                Finding(
-                    severity="warning",
-                    code="cpu-vcpu-mismatch",
-                    field="instanceIds",
-                    message=f"instance ids ask for {', '.join(counts)} vCPUs; REST v1 takes one vcpuCount: "
-                    f"{body['vcpuCount']} is kept",
-                )
-            )
-    else:
-        body["gpuTypeIds"] = intent.gpu_types
-        for gpu_type in intent.gpu_types:
-            if gpu_type not in tables.gpu_types:
-                findings.append(
-                    Finding(
-                        severity="warning",
-                        code="gpu-type-not-in-rest-enum",
-                        field="gpuTypeIds",
-                        message=f"{gpu_type!r} is not in the REST v1 GPU type list: kept, the server may refuse it",
-                    )
-                )
-        if "gpuCount" in settings:
-            body["gpuCount"] = settings["gpuCount"]
-    if intent.data_centers is not None:
-        body["dataCenterIds"] = intent.data_centers
-    for key in (
-        "allowedCudaVersions",
-        "minCudaVersion",
-        "networkVolumeId",
-        "networkVolumeIds",
-        "idleTimeout",
-        "scalerType",
-        "scalerValue",
-        "workersMin",
-        "workersMax",
-        "executionTimeoutMs",
-    ):
-        if key in settings:
-            body[key] = settings[key]
-    return Translation(body=body, findings=findings)
-
-
-def translate(ep: LegacyEndpoint, tables: Tables, *, keep_fb_suffix: bool = False) -> Translation:
-    """Translate one legacy endpoint into a REST v1 update body and findings (SPEC §4)."""
-    return to_v1_body(analyse(ep, tables, keep_fb_suffix=keep_fb_suffix), tables)

@@ -30,7 +30,7 @@ from bridge.config import Settings
 from bridge.emulator import Emulator
 from bridge.journal import read_journal
 from bridge.rest import RetryPolicy, open_rest
-from bridge.target import V1, get_target
+from bridge.targets import V1, get_target
 
 KEY = "test-key-ANSWERS-0123456789"
 SETTINGS = offline_settings(KEY, concurrency=1)

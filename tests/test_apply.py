@@ -24,7 +24,7 @@ from bridge.plan import build_plan
 from bridge.rest import RetryPolicy
 from bridge.snapshot import parse_snapshot
 from bridge.tables import build_tables
-from bridge.target import V1
+from bridge.targets import V1
 
 KEY = "test-key-APPLY-0123456789"
 
@@ -60,7 +60,7 @@ def apply(plan: Plan, emulator: Emulator, state_dir: Path, **kwargs: Any) -> Any
 
 def assert_at_target(plan: Plan, emulator: Emulator) -> None:
     """Every unblocked endpoint's REST view equals its planned body (sets compared as sets)."""
-    from bridge.target import diff
+    from bridge.targets.base import diff
 
     for ep in plan.endpoints:
         if ep.status != "blocked":

@@ -686,7 +686,7 @@ def test_generate_account_is_deterministic_and_realistic() -> None:
 def test_fb_suffix_gives_every_endpoint_a_write() -> None:
     """fb_suffix=True puts the legacy -fb suffix on every name, so a plan renames every endpoint; nothing else moves."""
     from bridge.models import LegacyEndpoint
-    from bridge.translate import translate
+    from bridge.plan import translate
 
     plain = generate_account(300, seed=4)["data"]["myself"]["endpoints"]
     suffixed = generate_account(300, seed=4, fb_suffix=True)["data"]["myself"]["endpoints"]
@@ -700,7 +700,7 @@ def test_fb_suffix_gives_every_endpoint_a_write() -> None:
 def test_generated_endpoints_translate_without_errors_unless_asked() -> None:
     """With blocked_fraction=0 bridge's translation finds no errors; a fraction blocks about that share."""
     from bridge.models import LegacyEndpoint
-    from bridge.translate import translate
+    from bridge.plan import translate
 
     tables = bundled_tables()
     clean = generate_account(500, seed=2)["data"]["myself"]["endpoints"]

@@ -42,7 +42,7 @@ from bridge.live import read_live_account
 from bridge.plan import build_plan
 from bridge.rest import RetryPolicy, open_rest
 from bridge.tables import build_tables
-from bridge.target import V1
+from bridge.targets import V1
 
 FULL = bool(os.environ.get("BRIDGE_FULL"))
 SCALE = 20 if FULL else 1
@@ -429,7 +429,7 @@ def test_invalid_live_pool_ids_fall_back_to_the_bundled_table() -> None:
 
 def test_rest_read_with_nested_lists_is_compared_not_crashed() -> None:
     """A REST read whose set field holds lists is simply different from the body (no TypeError in diff)."""
-    from bridge.target import diff
+    from bridge.targets.base import diff
 
     changes = diff({"gpuTypeIds": ["NVIDIA A40"]}, {"gpuTypeIds": [["NVIDIA A40"], {"a": 1}]}, V1.set_fields)
     assert [c.field for c in changes] == ["gpuTypeIds"]

@@ -212,7 +212,7 @@ def test_backup_that_cannot_be_written_stops_before_any_write(tmp_path: Path) ->
 
     from bridge.apply import WorkItem, run_items
     from bridge.errors import BridgeError
-    from bridge.target import V1
+    from bridge.targets import V1
 
     class Api:
         writes = 0

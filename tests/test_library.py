@@ -24,7 +24,7 @@ def test_all_is_sorted_and_importable() -> None:
 
 def test_public_modules_declare_all() -> None:
     """Each library module declares `__all__` and every listed name exists."""
-    for name in ("errors", "models", "tables", "translate", "plan", "snapshot", "report", "export", "target"):
+    for name in ("errors", "models", "tables", "translate", "plan", "snapshot", "report", "export", "targets"):
         module = importlib.import_module(f"bridge.{name}")
         for item in module.__all__:
             assert hasattr(module, item), (name, item)

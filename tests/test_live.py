@@ -154,7 +154,7 @@ def test_read_faults_are_survived(make_emulator: MakeEmulator, faults: Faults, c
 
 def test_rest_state_tolerates_live_v1_shapes(make_emulator: MakeEmulator) -> None:
     """dataCenterIds as a comma string and reads without flashboot are stored raw and still compare."""
-    from bridge.target import V1
+    from bridge.targets import V1
 
     emu = make_emulator(dc_ids_as_string=True, omit_flashboot=True)
     account = live(emu)

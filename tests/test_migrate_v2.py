@@ -10,7 +10,8 @@ from typing import Any
 from helpers import SAMPLE, SECRET_MARK, run_bridge
 
 from bridge.emulator import Emulator, Faults, generate_account
-from bridge.target_v2 import V2, diff_nested
+from bridge.targets import V2
+from bridge.targets.base import diff
 
 KEY = "test-key-MIGRATE-V2-0123456789"
 run = functools.partial(run_bridge, key=KEY)
@@ -28,7 +29,7 @@ def assert_at_target(plan: dict[str, Any], emu: Emulator) -> None:
     for ep in plan["endpoints"]:
         if ep["status"] != "blocked":
             view = V2.normalize_state(emu.v2_view(ep["id"]))
-            assert diff_nested(ep["body"], view, V2.set_fields) == [], ep["id"]
+            assert diff(ep["body"], view, V2.set_fields) == [], ep["id"]
 
 
 def v2_patches(emu: Emulator) -> list[dict[str, Any]]:
@@ -55,7 +56,7 @@ def test_migrate_v2_sample_exactly_then_nothing_left_then_rollback(tmp_path: Pat
         assert undo.returncode == 0, undo.stdout + undo.stderr
         for ep_id in to_update:
             restored = V2.normalize_state(emu.v2_view(ep_id))
-            assert diff_nested(V2.normalize_state(before[ep_id]), restored, V2.set_fields) == [], ep_id
+            assert diff(V2.normalize_state(before[ep_id]), restored, V2.set_fields) == [], ep_id
         for out in (first, second, undo):
             assert KEY not in out.stdout + out.stderr and SECRET_MARK not in out.stdout + out.stderr
 

@@ -11,9 +11,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from bridge.models import LegacyEndpoint
-from bridge.plan import build_plan
+from bridge.plan import build_plan, translate
 from bridge.report import render
-from bridge.translate import translate
 
 TABLES = tables()
 POOLS = sorted(TABLES.pools)

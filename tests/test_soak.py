@@ -33,7 +33,8 @@ from bridge.journal import read_journal
 from bridge.plan import build_plan
 from bridge.snapshot import parse_snapshot
 from bridge.tables import build_tables
-from bridge.target import diff, get_target
+from bridge.targets import get_target
+from bridge.targets.base import diff
 
 KEY = "test-key-SOAK-0123456789"
 FULL = bool(os.environ.get("BRIDGE_FULL"))

@@ -15,14 +15,12 @@ from jsonschema import Draft202012Validator
 from referencing import Registry
 from referencing.jsonschema import DRAFT202012
 
-import bridge.plan
-from bridge import target_v2
 from bridge.models import LegacyEndpoint
 from bridge.plan import build_plan, plan_endpoint
 from bridge.snapshot import load_snapshot
 from bridge.tables import Tables, build_tables, bundled_tables
-from bridge.target import get_target
-from bridge.target_v2 import V2, diff_nested, fingerprint_nested
+from bridge.targets import V2, get_target, v2_checks
+from bridge.targets.base import diff, fingerprint
 from bridge.translate import Intent, Translation, analyse
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,8 +35,8 @@ MIG = "NVIDIA RTX PRO 6000 Blackwell Server Edition MIG 2g.48gb"
 def _spec_path() -> Iterator[None]:
     """Use the shared copy of the v2 spec when the package copy is not there yet."""
     with pytest.MonkeyPatch.context() as mp:
-        if not target_v2.SCHEMA_PATH.exists():
-            mp.setattr(target_v2, "SCHEMA_PATH", SHARED_SPEC)
+        if not v2_checks.SCHEMA_PATH.exists():
+            mp.setattr(v2_checks, "SCHEMA_PATH", SHARED_SPEC)
         yield
 
 
@@ -53,7 +51,7 @@ def tables(snapshot: Any) -> Tables:
 
 
 def _validator(schema: str) -> Draft202012Validator:
-    doc = json.loads(target_v2.SCHEMA_PATH.read_text(encoding="utf-8"))
+    doc = json.loads(v2_checks.SCHEMA_PATH.read_text(encoding="utf-8"))
     registry: Registry[Any] = Registry().with_resource("urn:test-v2", DRAFT202012.create_resource(doc))
     return Draft202012Validator({"$ref": f"urn:test-v2#/components/schemas/{schema}"}, registry=registry)
 
@@ -601,12 +599,11 @@ def test_read_equal_to_body_has_no_changes(
             continue
         read = v2_read(ep.body)
         assert [e.message for e in endpoint_schema.iter_errors(read)] == [], ep.id
-        assert diff_nested(ep.body, V2.normalize_state(read), V2.set_fields) == [], ep.id
+        assert diff(ep.body, V2.normalize_state(read), V2.set_fields) == [], ep.id
 
 
-def test_plan_unchanged_with_nested_diff(snapshot: Any, tables: Tables, monkeypatch: pytest.MonkeyPatch) -> None:
-    """With diff_nested as the plan's diff, a matching v2 read gives status unchanged; one lost exclusion, update."""
-    monkeypatch.setattr(bridge.plan, "diff", diff_nested)
+def test_plan_unchanged_with_nested_diff(snapshot: Any, tables: Tables) -> None:
+    """A matching v2 read gives status unchanged; one lost exclusion, update."""
     ep = next(e for e in snapshot.endpoints if e.id == "llm70b0prod0a1")
     body = V2.build(analyse(ep, tables), tables).body
     same = plan_endpoint(ep, tables, V2, state=v2_read(body))
@@ -623,7 +620,7 @@ def test_one_exclusion_missing_is_a_change(tables: Tables) -> None:
     body = v2(endpoint(gpuIds="AMPERE_16,-NVIDIA RTX A4500,-NVIDIA RTX A4000"), tables).body
     read = v2_read(body)
     read["gpu"]["excludedTypes"] = ["NVIDIA RTX A4000"]
-    changes = diff_nested(body, V2.normalize_state(read), V2.set_fields)
+    changes = diff(body, V2.normalize_state(read), V2.set_fields)
     assert [c.field for c in changes] == ["gpu.excludedTypes"]
 
 
@@ -637,7 +634,7 @@ def test_normalize_state_details(tables: Tables) -> None:
     normalized = V2.normalize_state(read)
     assert normalized["gpu"]["minCudaVersion"] == ""
     assert "createdAt" not in normalized and "env" not in normalized and "type" not in normalized
-    assert [c.field for c in diff_nested(body, normalized, V2.set_fields)] == ["gpu.minCudaVersion"]
+    assert [c.field for c in diff(body, normalized, V2.set_fields)] == ["gpu.minCudaVersion"]
     cpu = V2.normalize_state(
         {"cpu": [{"id": "cpu3c", "vcpuCount": 4, "memory": 8}], "gpu": None, "dataCenterIds": "EU-RO-1, EU-CZ-1"}
     )
@@ -645,13 +642,13 @@ def test_normalize_state_details(tables: Tables) -> None:
 
 
 def test_fingerprint_ignores_server_order(tables: Tables) -> None:
-    """fingerprint_nested is the same for reads that differ only in the order of set fields."""
+    """fingerprint is the same for reads that differ only in the order of set fields."""
     body = v2(endpoint(gpuIds="AMPERE_16,AMPERE_24,-NVIDIA L4,-NVIDIA RTX A4000", locations="US"), tables).body
     a = V2.normalize_state(v2_read(body))
     b = json.loads(json.dumps(a))
     b["gpu"]["pools"].reverse()
     b["gpu"]["excludedTypes"].reverse()
     b["dataCenterIds"].reverse()
-    assert fingerprint_nested(a, V2.set_fields) == fingerprint_nested(b, V2.set_fields)
+    assert fingerprint(a, V2.set_fields) == fingerprint(b, V2.set_fields)
     b["gpu"]["excludedTypes"].pop()
-    assert fingerprint_nested(a, V2.set_fields) != fingerprint_nested(b, V2.set_fields)
+    assert fingerprint(a, V2.set_fields) != fingerprint(b, V2.set_fields)

@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 from helpers import endpoint, tables
 
+from bridge.plan import translate
 from bridge.tables import build_tables
-from bridge.translate import translate
 
 A16 = [
     "NVIDIA RTX A4000",

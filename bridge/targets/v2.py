@@ -35,53 +35,23 @@ provides it; without it every endpoint counts as queue-based, the legacy default
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import re
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from pathlib import Path
+from collections.abc import Callable, Mapping
 from typing import Any
 
-from jsonschema import Draft202012Validator, ValidationError
-from referencing import Registry, Resource
-from referencing.jsonschema import DRAFT202012
-
-from bridge._resources import package_path
-from bridge.models import Change, Finding, Severity, Target
+from bridge.config import Settings
+from bridge.models import Finding, Severity, Target
 from bridge.tables import Tables
-from bridge.target import RestTarget, register_target
+from bridge.targets.base import RestTarget, as_list, dedupe, judge
+from bridge.targets.v2_checks import pool_of, power_of_two, rule_findings, schema_findings
 from bridge.translate import Intent, Translation
 
-__all__ = ["SCHEMA_PATH", "V2", "diff_nested", "fingerprint_nested", "schema_findings"]
+__all__ = ["V2", "build_v2_body", "normalize_v2_state"]
 
-SCHEMA_PATH: Path = package_path("emulator", "schemas", "runpod-rest-v2-openapi.json")
-"""The stored v2 OpenAPI document (shipped in the package)."""
-
-_SCHEMA_URI = "urn:bridge:runpod-rest-v2-openapi"
-_UPDATE_SCHEMA = "#/components/schemas/UpdateEndpointRequest"
 _EXCLUDED_TYPE = re.compile(r"^\s*[^-\s]")  # UpdateEndpointGpuConfig excludedTypes.items.pattern
 _LOAD_BALANCER = frozenset({"LB", "LOAD_BALANCER"})
-_REPLACED_CODES = frozenset({"exclusion-not-in-pools", "gpu-type-as-pool"})  # re-judged for v2 below
 
 _Add = Callable[[Severity, str, str, str], None]
-
-
-def _dedupe(items: Iterable[str]) -> list[str]:
-    return list(dict.fromkeys(items))
-
-
-def _power_of_two(value: int) -> bool:
-    return value > 0 and value & (value - 1) == 0
-
-
-def _pool_of(tables: Tables, gpu_type: str) -> str | None:
-    """The first pool listing ``gpu_type``, read from ``tables.pools`` itself.
-
-    ``Tables.pool_of`` is a cached property that ``model_copy`` carries over, so on tables built from
-    other tables it can describe the old pools; a type token is rare, so a scan costs nothing.
-    """
-    return next((pool for pool, members in tables.pools.items() if gpu_type in members), None)
 
 
 def _is_load_balancer(intent: Intent) -> bool:
@@ -98,7 +68,7 @@ def _gpu(intent: Intent, tables: Tables, add: _Add) -> dict[str, Any]:
         if token in tables.pools:
             pools.append(token)
             continue
-        owner = _pool_of(tables, token)
+        owner = pool_of(tables, token)
         if owner is not None:
             pools.append(owner)
             add(
@@ -116,8 +86,8 @@ def _gpu(intent: Intent, tables: Tables, add: _Add) -> dict[str, Any]:
                 f"{token!r} is a GPU type in no known pool: v2 takes pool ids only, so it cannot be sent",
             )
         # Anything else is an unknown pool, already reported by analyse() as unknown-gpu-pool.
-    pools = _dedupe(pools)
-    members = _dedupe(member for pool in pools for member in tables.pools[pool])
+    pools = dedupe(pools)
+    members = dedupe(member for pool in pools for member in tables.pools[pool])
     in_pools = set(members)
     wanted = set(intent.gpu_types)
     excluded: list[str] = []
@@ -172,7 +142,7 @@ def _gpu(intent: Intent, tables: Tables, add: _Add) -> dict[str, Any]:
 def _cpu(intent: Intent, add: _Add) -> list[dict[str, Any]]:
     entries: list[dict[str, Any]] = []
     for flavor, vcpus in intent.cpu or ():
-        if vcpus < 2 or not _power_of_two(vcpus):
+        if vcpus < 2 or not power_of_two(vcpus):
             add(
                 "error",
                 "field-out-of-range",
@@ -239,7 +209,7 @@ def _workers_and_scaling(intent: Intent, body: dict[str, Any], add: _Add) -> Non
 
 def build_v2_body(intent: Intent, tables: Tables) -> Translation:
     """Encode an :class:`Intent` as a REST v2 ``UpdateEndpointRequest`` body, with v2's own findings."""
-    findings = [f for f in intent.findings if f.code not in _REPLACED_CODES]
+    findings = judge(intent, lambda _observation: None)  # both kinds are judged again for v2 in _gpu
 
     def add(severity: Severity, code: str, field_: str, message: str) -> None:
         findings.append(Finding(severity=severity, code=code, field=field_, message=message))
@@ -259,7 +229,7 @@ def build_v2_body(intent: Intent, tables: Tables) -> Translation:
     _workers_and_scaling(intent, body, add)
     if intent.data_centers is not None:
         body["dataCenterIds"] = list(intent.data_centers)
-    volumes = _dedupe([*settings.get("networkVolumeIds", ()), *filter(None, [settings.get("networkVolumeId")])])
+    volumes = dedupe([*settings.get("networkVolumeIds", ()), *filter(None, [settings.get("networkVolumeId")])])
     if volumes:
         body["networkVolumes"] = volumes
     if "executionTimeoutMs" in settings:
@@ -276,153 +246,7 @@ def build_v2_body(intent: Intent, tables: Tables) -> Translation:
     return Translation(body=body, findings=findings)
 
 
-# --- check -------------------------------------------------------------------------------------------------
-
-
-def _load_document(path: Path) -> dict[str, Any]:
-    try:
-        with path.open(encoding="utf-8") as fh:
-            document: dict[str, Any] = json.load(fh)
-    except FileNotFoundError:
-        raise FileNotFoundError(f"{path}: the stored REST v2 OpenAPI document is missing") from None
-    return document
-
-
-@functools.lru_cache(maxsize=4)
-def _validator_for(path: Path) -> tuple[Draft202012Validator, Registry[Any]]:
-    resource: Resource[Any] = DRAFT202012.create_resource(_load_document(path))
-    registry: Registry[Any] = Registry().with_resource(_SCHEMA_URI, resource)
-    validator = Draft202012Validator({"$ref": _SCHEMA_URI + _UPDATE_SCHEMA}, registry=registry)
-    return validator, registry
-
-
-def _validator() -> tuple[Draft202012Validator, Registry[Any]]:
-    return _validator_for(SCHEMA_PATH)
-
-
-def _known_properties(schema: Any, registry: Registry[Any], seen: frozenset[str] = frozenset()) -> set[str]:
-    """Property names a schema declares through ``properties``, ``allOf`` and ``$ref``."""
-    if not isinstance(schema, Mapping):
-        return set()
-    names = set(schema.get("properties", {}))
-    for sub in schema.get("allOf", ()):
-        names |= _known_properties(sub, registry, seen)
-    ref = schema.get("$ref")
-    if isinstance(ref, str) and ref not in seen:
-        target = registry.resolver(_SCHEMA_URI).lookup(ref).contents
-        names |= _known_properties(target, registry, seen | {ref})
-    return names
-
-
-def _where(path: Sequence[Any]) -> tuple[str, str]:
-    """``(field, location)``: dotted names without list indices, and with them (``cpu[0].vcpuCount``)."""
-    field_parts: list[str] = []
-    location = ""
-    for part in path:
-        if isinstance(part, int):
-            location += f"[{part}]"
-        else:
-            field_parts.append(str(part))
-            location += f".{part}" if location else str(part)
-    return ".".join(field_parts) or "(body)", location or "(body)"
-
-
-def _leaf_errors(error: ValidationError) -> Iterator[ValidationError]:
-    """The errors that say what is wrong: a discriminated ``oneOf`` is narrowed to the branch it names."""
-    schema = error.schema
-    if error.validator == "oneOf" and error.context and isinstance(error.instance, Mapping):
-        discriminator = schema.get("discriminator") if isinstance(schema, Mapping) else None
-        if isinstance(schema, Mapping) and isinstance(discriminator, Mapping):
-            mapping = discriminator.get("mapping", {})
-            tag = error.instance.get(discriminator.get("propertyName", ""))
-            branches = [sub.get("$ref") for sub in schema.get("oneOf", ())]
-            if isinstance(tag, str) and mapping.get(tag) in branches:
-                index = branches.index(mapping[tag])
-                for sub in error.context:
-                    if sub.relative_schema_path and sub.relative_schema_path[0] == index:
-                        yield from _leaf_errors(sub)
-                return
-    yield error
-
-
-def schema_findings(body: Mapping[str, Any]) -> list[Finding]:
-    """Validate ``body`` against the v2 ``UpdateEndpointRequest`` schema: one error finding per field."""
-    validator, registry = _validator()
-    messages: dict[str, list[str]] = {}
-    for top in validator.iter_errors(body):
-        for error in _leaf_errors(top):
-            if error.validator == "unevaluatedProperties" and isinstance(error.instance, Mapping):
-                # A known property whose own value failed is reported by its own error, not as "unexpected".
-                known = _known_properties(error.schema, registry)
-                for key in error.instance:
-                    if key not in known:
-                        field_, location = _where([*error.absolute_path, key])
-                        messages.setdefault(field_, []).append(f"{location} is not a REST v2 update field")
-                continue
-            field_, location = _where(list(error.absolute_path))
-            messages.setdefault(field_, []).append(f"{location}: {error.message}")
-    return [
-        Finding(severity="error", code="field-out-of-range", field=field_, message="; ".join(_dedupe(texts)))
-        for field_, texts in messages.items()
-    ]
-
-
-def _rule_findings(body: Mapping[str, Any], tables: Tables) -> list[Finding]:
-    """v2 rules the schema cannot express (each a 400 from the server, or the exclusion-clearing edge)."""
-    out: list[Finding] = []
-
-    def error(code: str, field_: str, message: str) -> None:
-        out.append(Finding(severity="error", code=code, field=field_, message=message))
-
-    gpu, cpu = body.get("gpu"), body.get("cpu")
-    if gpu is not None and cpu is not None:
-        error("field-out-of-range", "gpu", "a REST v2 update takes gpu or cpu, never both (400)")
-    if isinstance(gpu, Mapping):
-        pools = gpu.get("pools")
-        if isinstance(pools, list) and all(isinstance(p, str) for p in pools):
-            unknown = [p for p in pools if p not in tables.pools]
-            for pool in unknown:
-                kind = "a GPU type, not a pool id" if _pool_of(tables, pool) else "not a known GPU pool"
-                error("unknown-gpu-pool", "gpu.pools", f"gpu.pools: {pool!r} is {kind}")
-            if "excludedTypes" not in gpu:
-                error(
-                    "exclusions-not-restated",
-                    "gpu.excludedTypes",
-                    "gpu.pools is sent without gpu.excludedTypes: REST v2 would clear the endpoint's GPU "
-                    "exclusions (send excludedTypes: [] to clear them on purpose)",
-                )
-            elif isinstance(gpu["excludedTypes"], list) and not unknown:
-                members = {member for pool in pools for member in tables.pools[pool]}
-                for gpu_type in gpu["excludedTypes"]:
-                    if isinstance(gpu_type, str) and gpu_type.strip() not in members:
-                        error(
-                            "exclusion-not-in-pools",
-                            "gpu.excludedTypes",
-                            f"gpu.excludedTypes: {gpu_type!r} is in none of gpu.pools: REST v2 rejects it with 400",
-                        )
-        allowed, floor = gpu.get("allowedCudaVersions"), gpu.get("minCudaVersion")
-        if allowed and floor:
-            error(
-                "cuda-versions-conflict",
-                "gpu.minCudaVersion",
-                "gpu.allowedCudaVersions (non-empty) and gpu.minCudaVersion are both set: REST v2 rejects "
-                "the pair with 400",
-            )
-    if isinstance(cpu, list):
-        for index, entry in enumerate(cpu):
-            vcpus = entry.get("vcpuCount") if isinstance(entry, Mapping) else None
-            if isinstance(vcpus, int) and not isinstance(vcpus, bool) and vcpus >= 2 and not _power_of_two(vcpus):
-                error("field-out-of-range", "cpu.vcpuCount", f"cpu[{index}].vcpuCount {vcpus} is not a power of two")
-    return out
-
-
-# --- compare -----------------------------------------------------------------------------------------------
-
-
-def _as_list(value: Any) -> Any:
-    if isinstance(value, str):
-        return [part.strip() for part in value.split(",") if part.strip()]
-    return value
+# --- read --------------------------------------------------------------------------------------------------
 
 
 def normalize_v2_state(state: Mapping[str, Any]) -> dict[str, Any]:
@@ -433,18 +257,18 @@ def normalize_v2_state(state: Mapping[str, Any]) -> dict[str, Any]:
             out[key] = state[key]
     for key in ("dataCenterIds", "networkVolumes"):
         if state.get(key) is not None:
-            out[key] = _as_list(state[key])
+            out[key] = as_list(state[key])
     gpu = state.get("gpu")
     if isinstance(gpu, Mapping):
         have: dict[str, Any] = {}
         if gpu.get("pools") is not None:
-            have["pools"] = _as_list(gpu["pools"])
+            have["pools"] = as_list(gpu["pools"])
             # Reads leave excludedTypes out when there are none: with pools known, absent means empty.
-            have["excludedTypes"] = _as_list(gpu.get("excludedTypes") or [])
+            have["excludedTypes"] = as_list(gpu.get("excludedTypes") or [])
         if gpu.get("count") is not None:
             have["count"] = gpu["count"]
         if "allowedCudaVersions" in gpu:
-            have["allowedCudaVersions"] = _as_list(gpu["allowedCudaVersions"] or [])
+            have["allowedCudaVersions"] = as_list(gpu["allowedCudaVersions"] or [])
         if "minCudaVersion" in gpu:
             have["minCudaVersion"] = gpu["minCudaVersion"] or ""  # null = no floor, "" in a PATCH
         out["gpu"] = have
@@ -462,54 +286,6 @@ def normalize_v2_state(state: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _hashable(value: Any) -> Any:
-    if isinstance(value, (dict, list)):
-        return json.dumps(value, sort_keys=True)
-    return value
-
-
-def diff_nested(
-    body: Mapping[str, Any], state: Mapping[str, Any], set_fields: frozenset[str], prefix: str = ""
-) -> list[Change]:
-    """Like :func:`bridge.target.diff`, recursing into objects: ``Change.field`` is dotted (``gpu.pools``).
-
-    A key the state lacks is skipped at every level; a list whose dotted name is in ``set_fields`` is
-    compared as a set.
-    """
-    changes: list[Change] = []
-    for key, want in body.items():
-        if key not in state:
-            continue
-        name = prefix + key
-        have = state[key]
-        if isinstance(want, Mapping) and isinstance(have, Mapping):
-            changes.extend(diff_nested(want, have, set_fields, name + "."))
-            continue
-        if name in set_fields and isinstance(want, list) and isinstance(have, list):
-            if set(map(_hashable, want)) == set(map(_hashable, have)):
-                continue
-        elif want == have:
-            continue
-        changes.append(Change.model_validate({"field": name, "from": have, "to": want}))
-    return changes
-
-
-def _canonical(value: Any, set_fields: frozenset[str], name: str) -> Any:
-    if isinstance(value, Mapping):
-        prefix = name + "." if name else ""
-        return {key: _canonical(item, set_fields, prefix + key) for key, item in value.items()}
-    if name in set_fields and isinstance(value, list):
-        return sorted(value, key=lambda item: json.dumps(item, sort_keys=True))
-    return value
-
-
-def fingerprint_nested(normalized: Mapping[str, Any], set_fields: frozenset[str]) -> str:
-    """Like :func:`bridge.target.fingerprint`, also sorting nested set fields (``gpu.pools``)."""
-    canonical = _canonical(normalized, set_fields, "")
-    digest = hashlib.sha256(json.dumps(canonical, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
-    return f"sha256:{digest}"
-
-
 # --- the target --------------------------------------------------------------------------------------------
 
 
@@ -517,6 +293,17 @@ class _V2:
     """REST v2: ``PATCH /v2/serverless/{id}`` with an ``UpdateEndpointRequest`` body."""
 
     name: Target = "v2"
+    paged = True
+    write_method = "PATCH"
+    successor: Target | None = None
+    legacy_fields: Mapping[str, str] = {
+        "gpu": "gpuIds",
+        "cpu": "instanceIds",
+        "dataCenterIds": "locations",
+        "flashboot": "flashBootType",
+        "timeout": "executionTimeoutMs",
+        "networkVolumes": "networkVolumeIds",
+    }
     set_fields = frozenset(
         {"gpu.pools", "gpu.excludedTypes", "gpu.allowedCudaVersions", "cpu", "dataCenterIds", "networkVolumes"}
     )
@@ -525,11 +312,22 @@ class _V2:
         return build_v2_body(intent, tables)
 
     def check_body(self, body: Mapping[str, Any], tables: Tables) -> list[Finding]:
-        return [*schema_findings(body), *_rule_findings(body, tables)]
+        return [*schema_findings(body), *rule_findings(body, tables)]
 
     def normalize_state(self, state: Mapping[str, Any]) -> dict[str, Any]:
         return normalize_v2_state(state)
 
+    def base_url(self, settings: Settings) -> str:
+        return settings.rest_v2_url.rstrip("/")
+
+    def list_path(self) -> str:
+        return "serverless"
+
+    def read_path(self, quoted_id: str) -> str:
+        return f"serverless/{quoted_id}"
+
+    def write_path(self, quoted_id: str) -> str:
+        return f"serverless/{quoted_id}"
+
 
 V2: RestTarget = _V2()
-register_target(V2)
