@@ -287,7 +287,7 @@ def _read_failed(exc: ApiError) -> str:
 
 def _outcome_unknown(exc: ApiError) -> bool:
     """A timeout, a dropped connection or a 5xx: the write may have been applied."""
-    from bridge.rest import WriteOutcomeUnknown
+    from bridge.errors import WriteOutcomeUnknown
 
     return isinstance(exc, WriteOutcomeUnknown)
 
@@ -397,7 +397,7 @@ async def apply_plan_async(
 ) -> ApplyResult:
     """Send the plan's ``update`` bodies with ``settings`` (a :class:`bridge.config.Settings`).
 
-    ``http``: an open :class:`bridge.rest.Http` to send them over (the session that read the account, so
+    ``http``: an open :class:`bridge.http.Http` to send them over (the session that read the account, so
     that the writes keep the pacing the reads learned); without one, a session is opened for the run.
     """
     from contextlib import nullcontext
@@ -443,7 +443,7 @@ async def rollback_async(
 
     target = get_target(backup.target)
     items, lost = rollback_items(backup, target)
-    async with open_rest(settings, backup.target, transport=transport, policy=policy) as client:  # type: ignore[arg-type]
+    async with open_rest(settings, target, transport=transport, policy=policy) as client:
         result = await run_items(
             client,
             target,

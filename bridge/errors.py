@@ -8,11 +8,13 @@
     │   ├── SnapshotError             2: a snapshot or plan file is unreadable or invalid
     │   └── MissingKeyError           2: no API key was given
     ├── ConsentError                  2: writing needs --yes or an interactive "y"
-    └── ApiError                      1: the network or a RunPod API failed
+    └── ApiError                      1: the network or a RunPod API failed (after retries)
         ├── AuthError                 1: RunPod rejected the API key (401/403); stops the run
-        ├── RetiredError              1: REST v1 answered 410 Gone; stops the run
+        ├── RetiredError              1: REST v1 or GraphQL answered 410 Gone; stops the run
         ├── RateLimitedError          1: the server asked to wait longer than bridge will; stops the run
-        └── TlsError                  1: the TLS handshake failed (certificate, wrong scheme); stops the run
+        ├── TlsError                  1: the TLS handshake failed (certificate, wrong scheme); stops the run
+        ├── NotFoundError             1: 404, no such endpoint (or path)
+        └── WriteOutcomeUnknown       1: a write may or may not have been applied (timeout, dropped, 5xx)
 
 An ``ApiError`` whose ``stops_run`` is true ends a writing run: every later request would meet it too.
 """
@@ -26,11 +28,13 @@ __all__ = [
     "ConsentError",
     "InputError",
     "MissingKeyError",
+    "NotFoundError",
     "RateLimitedError",
     "RetiredError",
     "SnapshotError",
     "TableError",
     "TlsError",
+    "WriteOutcomeUnknown",
 ]
 
 
@@ -96,3 +100,11 @@ class TlsError(ApiError):
     """The TLS handshake failed: a certificate that does not verify, or TLS spoken to a plain-HTTP port."""
 
     stops_run = True
+
+
+class NotFoundError(ApiError):
+    """RunPod answered 404: there is no such endpoint (or path)."""
+
+
+class WriteOutcomeUnknown(ApiError):
+    """A write may or may not have been applied (timeout, dropped connection, 5xx): re-read before retrying."""

@@ -5,7 +5,7 @@
     live = read_live_account(Settings.resolve(), target="v1")
     plan = build_plan(live.endpoints, build_tables(pools=live.pools), rest_state=live.rest_state)
 
-Everything runs in one event loop over one :class:`bridge.rest.Http` (one connection pool, shared pacing).
+Everything runs in one event loop over one :class:`bridge.http.Http` (one connection pool, shared pacing).
 REST reads are stored raw (the plan's target normalizes them); secrets are still in them, so anything
 written from a :class:`LiveAccount` goes through :mod:`bridge.redact` (see :func:`snapshot_document`).
 """
@@ -20,10 +20,11 @@ from typing import Any
 import httpx
 
 from bridge.config import Settings
-from bridge.errors import ApiError, InputError, RetiredError, SnapshotError
+from bridge.errors import ApiError, InputError, NotFoundError, RetiredError, SnapshotError
+from bridge.http import Counters, Http, RetryPolicy, gather_all
 from bridge.models import Finding, LegacyEndpoint, Target
 from bridge.redact import redact_endpoint
-from bridge.rest import Counters, Http, NotFoundError, RestClient, RetryPolicy, gather_all
+from bridge.rest import RestClient
 from bridge.snapshot import parse_snapshot
 from bridge.source import GraphQLSource
 
@@ -133,10 +134,11 @@ async def _read_all(
         try:  # only the ids are needed: any REST version will do
             return await rest.list_endpoints()
         except RetiredError:
-            if rest.target != "v1":
+            successor = rest.target.successor
+            if successor is None:
                 raise
-            notes.append("REST v1 is retired: listed the endpoint ids through REST v2")
-            return await RestClient(rest.http, "v2").list_endpoints()
+            notes.append(f"REST {rest.target.name} is retired: listed the endpoint ids through REST {successor}")
+            return await RestClient(rest.http, successor).list_endpoints()
 
     async def rest_ids() -> list[str]:
         nonlocal listing
@@ -162,7 +164,7 @@ async def _read_all(
     unlisted = [row["id"] for row in raw if row["id"] not in by_id]
     more, findings = await _read_states(rest, unlisted)  # the list may lag behind: ask each one
     state.update(more)
-    say(f"read the REST {rest.target} state of {len(state)} endpoints")
+    say(f"read the REST {rest.target.name} state of {len(state)} endpoints")
     return raw, state, findings
 
 
@@ -210,7 +212,7 @@ async def _read_states(
                 code="not-in-rest",
                 field="id",
                 message=(
-                    f"REST {rest.target} has no endpoint {endpoint_id} (GET {rest.endpoint_url(endpoint_id)} "
+                    f"REST {rest.target.name} has no endpoint {endpoint_id} (GET {rest.endpoint_url(endpoint_id)} "
                     "answered 404): it cannot be updated through REST"
                 ),
             )

@@ -15,8 +15,8 @@ from bridge.translate import Rule
 
 if TYPE_CHECKING:
     from bridge.config import Settings
+    from bridge.http import Http
     from bridge.live import LiveAccount
-    from bridge.rest import Http
 
 __all__ = ["Account", "make_plan", "read_account_for_plan", "read_account_live"]
 

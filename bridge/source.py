@@ -2,7 +2,7 @@
 
 Production has introspection off, so the queries are the fixed documents shipped in ``bridge/queries``
 (the ``LegacyEndpoint`` fragment plus one query each). Requests go through the run's shared
-:class:`bridge.rest.Http`: the key only in the ``Authorization: Bearer`` header, the same pacing, retries
+:class:`bridge.http.Http`: the key only in the ``Authorization: Bearer`` header, the same pacing, retries
 and typed errors as REST.
 
 - ``myself { endpoints }`` stops at :data:`ENDPOINTS_CAP` rows with no paging: :meth:`GraphQLSource.read_endpoints`
@@ -27,7 +27,7 @@ from graphql import DocumentNode, ExecutionResult, FieldNode, FragmentDefinition
 
 from bridge._resources import package_path
 from bridge.errors import ApiError, AuthError
-from bridge.rest import Http, gather_all, is_html
+from bridge.http import Http, gather_all, is_html
 from bridge.tables import member_problem, pool_id_problem
 
 __all__ = [

@@ -28,8 +28,9 @@ from bridge.apply import ApplyResult, WorkItem, run_items
 from bridge.cli import main
 from bridge.config import Settings
 from bridge.emulator import Emulator
+from bridge.http import RetryPolicy
 from bridge.journal import read_journal
-from bridge.rest import RetryPolicy, open_rest
+from bridge.rest import open_rest
 from bridge.targets import V1, get_target
 
 KEY = "test-key-ANSWERS-0123456789"

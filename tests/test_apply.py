@@ -18,10 +18,10 @@ from bridge.apply import apply_plan_async, load_plan, rollback_async
 from bridge.cli import main
 from bridge.config import Settings
 from bridge.emulator import Emulator, Faults, generate_account
+from bridge.http import RetryPolicy
 from bridge.journal import load_backup, read_journal
 from bridge.models import Plan
 from bridge.plan import build_plan
-from bridge.rest import RetryPolicy
 from bridge.snapshot import parse_snapshot
 from bridge.tables import build_tables
 from bridge.targets import V1

@@ -38,9 +38,10 @@ from bridge.apply import WorkItem, run_items
 from bridge.cli import main
 from bridge.emulator import Emulator
 from bridge.errors import ApiError
+from bridge.http import RetryPolicy
 from bridge.live import read_live_account
 from bridge.plan import build_plan
-from bridge.rest import RetryPolicy, open_rest
+from bridge.rest import open_rest
 from bridge.tables import build_tables
 from bridge.targets import V1
 

@@ -13,8 +13,8 @@ from conftest import EMULATOR_KEY
 from bridge.config import Settings
 from bridge.emulator import Emulator, Faults, generate_account
 from bridge.errors import InputError, RetiredError
+from bridge.http import RetryPolicy
 from bridge.live import LiveAccount, read_live_account
-from bridge.rest import RetryPolicy
 from bridge.source import ENDPOINTS_CAP
 
 MakeEmulator = Callable[..., Emulator]
@@ -60,7 +60,7 @@ def test_accounts_are_read_whole(make_emulator: MakeEmulator, size: int) -> None
 
 def test_high_concurrency_spreads_over_several_pools_and_reads_the_same(make_emulator: MakeEmulator) -> None:
     """At --concurrency 40 the requests spread over three connection pools, and the account reads the same."""
-    from bridge.rest import Http
+    from bridge.http import Http
 
     http = Http(settings(make_emulator(generate_account(0, seed=1)), concurrency=40))
     assert len(http.clients) == 3

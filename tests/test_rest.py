@@ -13,20 +13,9 @@ import httpx
 import pytest
 from helpers import VirtualTime, offline_settings
 
-from bridge.errors import ApiError, AuthError, RateLimitedError, RetiredError
-from bridge.rest import (
-    USER_AGENT,
-    Http,
-    NotFoundError,
-    Pacer,
-    RestClient,
-    RetryPolicy,
-    WriteOutcomeUnknown,
-    gather_all,
-    open_rest,
-    parse_rate_limit,
-    parse_retry_after,
-)
+from bridge.errors import ApiError, AuthError, NotFoundError, RateLimitedError, RetiredError, WriteOutcomeUnknown
+from bridge.http import USER_AGENT, Http, Pacer, RetryPolicy, gather_all, parse_rate_limit, parse_retry_after
+from bridge.rest import RestClient, open_rest
 
 KEY = "test-key-0123456789"
 SETTINGS = offline_settings(KEY, concurrency=4)

@@ -406,8 +406,8 @@ def test_a_key_the_clip_would_cut_is_scrubbed_first(kind: str) -> None:
 
     from bridge.config import Settings
     from bridge.errors import ApiError
+    from bridge.http import RetryPolicy
     from bridge.live import read_live_account
-    from bridge.rest import RetryPolicy
 
     reason = "y" * 285 + " " + KEY + " tail"
 

@@ -23,7 +23,7 @@ from bridge.emulator import generate_account
 from bridge.emulator.graphql_api import GraphQLApi
 from bridge.emulator.state import Account, load_snapshot
 from bridge.errors import ApiError, AuthError
-from bridge.rest import Http, RetryPolicy
+from bridge.http import Http, RetryPolicy
 from bridge.source import ENDPOINTS_CAP, REQUIRED_FIELDS, Fragment, GraphQLSource, load_query
 
 KEY = "test-key-0123456789"

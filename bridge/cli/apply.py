@@ -152,9 +152,9 @@ def migrate(**kwargs: Any) -> None:
     Running it again after an interruption finishes the rest: endpoints already done come back unchanged.
     """
     from bridge.apply import apply_plan_async
+    from bridge.http import Http
     from bridge.pipeline import make_plan, read_account_live
     from bridge.report import render
-    from bridge.rest import Http
 
     settings = settings_from(kwargs)
     target = kwargs["target"]
