@@ -21,6 +21,7 @@ __version__ = "0.1.0"
 
 _EXPORTS: dict[str, str] = {
     "ApiError": "bridge.errors",
+    "ApplyResult": "bridge.apply",
     "AuthError": "bridge.errors",
     "BridgeError": "bridge.errors",
     "Change": "bridge.models",
@@ -30,26 +31,36 @@ _EXPORTS: dict[str, str] = {
     "InputError": "bridge.errors",
     "Intent": "bridge.translate",
     "LegacyEndpoint": "bridge.models",
+    "Migration": "bridge.migrate",
+    "NotFoundError": "bridge.errors",
     "Override": "bridge.tables",
     "Plan": "bridge.models",
+    "RestTarget": "bridge.targets",
     "RetiredError": "bridge.errors",
     "Rule": "bridge.translate",
     "Settings": "bridge.config",
     "Snapshot": "bridge.snapshot",
     "SnapshotError": "bridge.errors",
+    "TARGETS": "bridge.targets",
     "TableError": "bridge.errors",
     "Tables": "bridge.tables",
     "Translation": "bridge.translate",
+    "WriteOutcomeUnknown": "bridge.errors",
     "analyse": "bridge.translate",
+    "apply_plan_async": "bridge.migrate",
     "build_plan": "bridge.plan",
     "build_tables": "bridge.tables",
     "bundled_tables": "bridge.tables",
     "export_plan": "bridge.export",
+    "get_target": "bridge.targets",
     "load_override": "bridge.tables",
     "load_snapshot": "bridge.snapshot",
     "parse_override": "bridge.tables",
     "parse_snapshot": "bridge.snapshot",
     "render": "bridge.report",
+    "render_result": "bridge.report",
+    "rollback_async": "bridge.migrate",
+    "run_migration": "bridge.migrate",
     "translate": "bridge.plan",
 }
 
@@ -70,6 +81,7 @@ def __dir__() -> list[str]:
 
 
 if TYPE_CHECKING:
+    from bridge.apply import ApplyResult
     from bridge.config import Settings
     from bridge.errors import (
         ApiError,
@@ -77,14 +89,18 @@ if TYPE_CHECKING:
         BridgeError,
         ConsentError,
         InputError,
+        NotFoundError,
         RetiredError,
         SnapshotError,
         TableError,
+        WriteOutcomeUnknown,
     )
     from bridge.export import export_plan
+    from bridge.migrate import Migration, apply_plan_async, rollback_async, run_migration
     from bridge.models import Change, EndpointPlan, Finding, LegacyEndpoint, Plan
     from bridge.plan import build_plan, translate
-    from bridge.report import render
+    from bridge.report import render, render_result
     from bridge.snapshot import Snapshot, load_snapshot, parse_snapshot
     from bridge.tables import Override, Tables, build_tables, bundled_tables, load_override, parse_override
+    from bridge.targets import TARGETS, RestTarget, get_target
     from bridge.translate import Intent, Rule, Translation, analyse

@@ -18,11 +18,11 @@ if TYPE_CHECKING:
     from bridge.http import Http
     from bridge.live import LiveAccount
 
-__all__ = ["Account", "make_plan", "read_account_for_plan", "read_account_live"]
+__all__ = ["PlanInputs", "make_plan", "read_account_for_plan", "read_account_live"]
 
 
 @dataclass
-class Account:
+class PlanInputs:
     """What a plan is made from: legacy endpoints, tables, and the REST state when read live."""
 
     endpoints: list[LegacyEndpoint]
@@ -40,13 +40,13 @@ def read_account_for_plan(
     endpoint_ids: Sequence[str] = (),
     target: Target = "v1",
     with_rest_state: bool = True,
-) -> Account:
+) -> PlanInputs:
     """Read the account from ``from_file`` or, without one, live with ``settings``."""
     overrides = [m if isinstance(m, Override) else load_override(m) for m in mappings]
     if from_file is not None:
         snapshot = load_snapshot(from_file)
         tables = build_tables(pools=snapshot.pools, pool_source="snapshot", overrides=overrides)
-        return Account(select(snapshot.endpoints, endpoint_ids, str(from_file)), tables)
+        return PlanInputs(select(snapshot.endpoints, endpoint_ids, str(from_file)), tables)
     if settings is None:
         raise ValueError("give from_file or settings")
     from bridge.live import read_live_account
@@ -61,7 +61,7 @@ async def read_account_live(
     mappings: Sequence[str | Path | Override] = (),
     endpoint_ids: Sequence[str] = (),
     target: Target = "v1",
-) -> Account:
+) -> PlanInputs:
     """Read the live account over an open session, so that a run's writes keep the pacing its reads learned."""
     from bridge.live import read_live
 
@@ -69,13 +69,13 @@ async def read_account_live(
     return _live_account(await read_live(http, target=target, endpoint_ids=endpoint_ids), overrides)
 
 
-def _live_account(live: LiveAccount, overrides: Sequence[Override]) -> Account:
+def _live_account(live: LiveAccount, overrides: Sequence[Override]) -> PlanInputs:
     tables = (
         build_tables(pools=live.pools, pool_source="live", overrides=overrides)
         if live.pools is not None
         else build_tables(overrides=overrides)
     )
-    return Account(
+    return PlanInputs(
         endpoints=live.endpoints,
         tables=tables,
         rest_state=live.rest_state,
@@ -85,7 +85,7 @@ def _live_account(live: LiveAccount, overrides: Sequence[Override]) -> Account:
 
 
 def make_plan(
-    account: Account,
+    account: PlanInputs,
     *,
     target: Target = "v1",
     keep_fb_suffix: bool = False,

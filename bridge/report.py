@@ -1,15 +1,28 @@
-"""Render a plan as text, JSON or Markdown onto a stream the caller hands in."""
+"""Render a plan (text, JSON or Markdown) and a run's result (text or JSON) onto a stream the caller hands in."""
 
 from __future__ import annotations
 
 import json
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from bridge._gc import paused_gc
 from bridge.models import EndpointPlan, Finding, Plan
 
-__all__ = ["FORMATS", "render", "render_json", "render_markdown", "render_text"]
+if TYPE_CHECKING:
+    from bridge.apply import ApplyResult
+
+__all__ = [
+    "FORMATS",
+    "RESULT_FORMATS",
+    "blocked_codes",
+    "render",
+    "render_json",
+    "render_markdown",
+    "render_result",
+    "render_text",
+    "summary_line",
+]
 
 _SEVERITY_ORDER = {"error": 0, "warning": 1, "info": 2}
 _TARGET_NAME = {"v1": "REST v1", "v2": "REST v2"}
@@ -136,3 +149,48 @@ FORMATS: dict[str, Callable[[Plan, TextIO], None]] = {
 def render(plan: Plan, fh: TextIO, fmt: str = "text") -> None:
     """Render ``plan`` in format ``fmt`` (text, json or markdown) onto ``fh``."""
     FORMATS[fmt](plan, fh)
+
+
+def summary_line(plan: Plan) -> str:
+    """One line of counts: ``2 to update, 1 unchanged, 0 blocked (target REST v1)``."""
+    s = plan.summary
+    return f"{s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked (target REST {plan.target})"
+
+
+def blocked_codes(plan: Plan) -> list[tuple[str, str]]:
+    """``(endpoint id, its error codes)`` for each blocked endpoint, codes sorted and comma-joined."""
+    return [
+        (ep.id, ", ".join(sorted({f.code for f in ep.findings if f.severity == "error"})))
+        for ep in plan.endpoints
+        if ep.blocked
+    ]
+
+
+def _result_text(result: ApplyResult, fh: TextIO) -> None:
+    w = fh.write
+    for outcome in result.outcomes:
+        if outcome.status in ("failed", "stale", "not-attempted"):
+            label = f"{outcome.id} {json.dumps(outcome.name)}" if outcome.name else outcome.id
+            w(f"  {outcome.status}: {label}: {outcome.detail}\n")
+    for note in result.notes:
+        w(f"  note: {note}\n")
+    counts = result.counts()
+    parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status in ("updated", "failed"))
+    w(f"bridge: {parts}" + (f" (stopped: {result.stopped})" if result.stopped else "") + "\n")
+    w(
+        f"bridge: journal {result.journal_path}"
+        + (f", backup {result.backup_path}" if result.backup_path else "")
+        + "\n"
+    )
+
+
+def _result_json(result: ApplyResult, fh: TextIO) -> None:
+    fh.write(json.dumps(result.to_dict(), indent=2, ensure_ascii=False) + "\n")
+
+
+RESULT_FORMATS: dict[str, Callable[[ApplyResult, TextIO], None]] = {"text": _result_text, "json": _result_json}
+
+
+def render_result(result: ApplyResult, fh: TextIO, fmt: str = "text") -> None:
+    """Render the result of ``apply``, ``migrate`` or ``rollback`` in format ``fmt`` (text or json) onto ``fh``."""
+    RESULT_FORMATS[fmt](result, fh)

@@ -14,7 +14,8 @@ import pytest
 from click.testing import CliRunner
 from helpers import SAMPLE, SECRET_MARK
 
-from bridge.apply import apply_plan_async, load_plan, rollback_async
+from bridge.apply import load_plan
+from bridge.migrate import apply_plan_async, rollback_async
 from bridge.cli import main
 from bridge.config import Settings
 from bridge.emulator import Emulator, Faults, generate_account

@@ -7,9 +7,13 @@ import os
 import sys
 import traceback
 from collections.abc import Callable
-from typing import Any, TypeVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
+
+if TYPE_CHECKING:
+    from bridge.config import Settings
 
 F = TypeVar("F", bound=Callable[..., Any])
 
@@ -40,8 +44,40 @@ FROM = click.option(
 DEBUG = click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
 
 
+@dataclass(frozen=True)
+class Connection:
+    """Where the RunPod APIs are and which key file to use (never the key itself), as the options gave them."""
+
+    api_key_file: str | None
+    graphql_url: str | None
+    rest_url: str | None
+    rest_v2_url: str | None
+    concurrency: int
+
+    def settings(self) -> Settings:
+        """Resolve :class:`bridge.config.Settings` (options, then environment, then defaults)."""
+        from bridge.config import Settings
+
+        return Settings.resolve(
+            api_key_file=self.api_key_file,
+            graphql_url=self.graphql_url,
+            rest_url=self.rest_url,
+            rest_v2_url=self.rest_v2_url,
+            concurrency=self.concurrency,
+        )
+
+
+_CONNECTION_FIELDS = ("api_key_file", "graphql_url", "rest_url", "rest_v2_url", "concurrency")
+
+
 def connection_options(func: F) -> F:
-    """Options that say where the RunPod APIs are and which key to use (never the key itself)."""
+    """Add the connection options; the command gets them as one ``connection: Connection`` parameter."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        connection = Connection(**{name: kwargs.pop(name) for name in _CONNECTION_FIELDS})
+        return func(*args, connection=connection, **kwargs)
+
     options = [
         click.option(
             "--api-key-file",
@@ -59,22 +95,10 @@ def connection_options(func: F) -> F:
             help="Requests in flight.",
         ),
     ]
+    decorated: Any = wrapper
     for option in reversed(options):
-        func = option(func)
-    return func
-
-
-def settings_from(kwargs: dict[str, Any]) -> Any:
-    """Build :class:`bridge.config.Settings` from the connection options."""
-    from bridge.config import Settings
-
-    return Settings.resolve(
-        api_key_file=kwargs.get("api_key_file"),
-        graphql_url=kwargs.get("graphql_url"),
-        rest_url=kwargs.get("rest_url"),
-        rest_v2_url=kwargs.get("rest_v2_url"),
-        concurrency=kwargs.get("concurrency") or 8,
-    )
+        decorated = option(decorated)
+    return decorated  # type: ignore[no-any-return]
 
 
 def fail(message: str, code: int) -> None:

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from typing import Any
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import ExitStack, contextmanager
+from typing import TYPE_CHECKING, NoReturn
 
 import click
 
@@ -17,10 +16,14 @@ from bridge.cli._common import (
     KEEP_FB,
     MAPPINGS,
     TARGET,
+    Connection,
     connection_options,
     handle_errors,
-    settings_from,
 )
+
+if TYPE_CHECKING:
+    from bridge.apply import ApplyResult, Outcome
+    from bridge.models import Plan, Target
 
 STATE_DIR = click.option(
     "--state-dir",
@@ -56,7 +59,7 @@ def _consent(yes: bool, question: str) -> None:
 
 
 @contextmanager
-def _progress(total: int, quiet: bool) -> Iterator[Callable[[Any], None] | None]:
+def _progress(total: int, quiet: bool) -> Iterator[Callable[[Outcome], None] | None]:
     if quiet or total < 2 or not sys.stderr.isatty():
         yield None
         return
@@ -64,29 +67,27 @@ def _progress(total: int, quiet: bool) -> Iterator[Callable[[Any], None] | None]
         yield lambda _outcome: bar.update(1)
 
 
-def _report(result: Any, fmt: str) -> None:
+def _finish(result: ApplyResult, fmt: str) -> NoReturn:
     """Print the result (stdout) and exit with its code."""
-    if fmt == "json":
-        click.echo(json.dumps(result.to_dict(), indent=2, ensure_ascii=False))
-    else:
-        for outcome in result.outcomes:
-            if outcome.status in ("failed", "stale", "not-attempted"):
-                label = f"{outcome.id} {json.dumps(outcome.name)}" if outcome.name else outcome.id
-                click.echo(f"  {outcome.status}: {label}: {outcome.detail}")
-        for note in result.notes:
-            click.echo(f"  note: {note}")
-        counts = result.counts()
-        parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status in ("updated", "failed"))
-        click.echo(f"bridge: {parts}" + (f" (stopped: {result.stopped})" if result.stopped else ""))
-        click.echo(
-            f"bridge: journal {result.journal_path}" + (f", backup {result.backup_path}" if result.backup_path else "")
-        )
+    from bridge.report import render_result
+
+    render_result(result, sys.stdout, fmt)
     sys.exit(result.exit_code)
 
 
-def _summary_line(plan: Any) -> str:
-    s = plan.summary
-    return f"{s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked (target REST {plan.target})"
+class _Bar:
+    """A progress bar on a terminal's stderr, started once the number of endpoints to write is known."""
+
+    def __init__(self, stack: ExitStack, quiet: bool) -> None:
+        self._stack, self._quiet = stack, quiet
+        self._update: Callable[[Outcome], None] | None = None
+
+    def start(self, total: int) -> None:
+        self._update = self._stack.enter_context(_progress(total, self._quiet))
+
+    def __call__(self, outcome: Outcome) -> None:
+        if self._update is not None:
+            self._update(outcome)
 
 
 @click.command()
@@ -100,22 +101,32 @@ def _summary_line(plan: Any) -> str:
 @connection_options
 @DEBUG
 @handle_errors
-def apply(**kwargs: Any) -> None:
+def apply(
+    plan_or_dir: str,
+    yes: bool,
+    force: bool,
+    target: str | None,
+    state_dir: str,
+    quiet: bool,
+    fmt: str,
+    connection: Connection,
+    debug: bool,
+) -> None:
     """Send the bodies of an exported plan (a plan.json or an export directory), and nothing else.
 
     Each endpoint is re-read first: one already at its target is not written, one that changed since the
     plan was made is skipped as stale (--force writes it anyway). Every write is read back and compared.
     """
-    from bridge.apply import apply_plan_async, load_plan
+    from bridge.apply import load_plan
     from bridge.errors import InputError
+    from bridge.migrate import apply_plan_async
+    from bridge.report import summary_line
 
-    plan = load_plan(kwargs["plan_or_dir"])
-    if kwargs["target"] and kwargs["target"] != plan.target:
-        raise InputError(
-            f"{kwargs['plan_or_dir']}: the plan was made for REST {plan.target}, not {kwargs['target']}: plan again"
-        )
-    settings = settings_from(kwargs)
-    click.echo(f"bridge: plan {kwargs['plan_or_dir']}: {_summary_line(plan)}", err=True)
+    plan = load_plan(plan_or_dir)
+    if target and target != plan.target:
+        raise InputError(f"{plan_or_dir}: the plan was made for REST {plan.target}, not {target}: plan again")
+    settings = connection.settings()
+    click.echo(f"bridge: plan {plan_or_dir}: {summary_line(plan)}", err=True)
     if any(ep.status == "update" and ep.fingerprint is None for ep in plan.endpoints):
         click.echo(
             "bridge: warning: the plan was made from a snapshot (no REST state): an endpoint changed since cannot "
@@ -125,12 +136,10 @@ def apply(**kwargs: Any) -> None:
     if not plan.summary.update:
         click.echo("bridge: nothing to write", err=True)
     else:
-        _consent(kwargs["yes"], f"Write {plan.summary.update} endpoint update(s) to RunPod?")
-    with _progress(plan.summary.update, kwargs["quiet"]) as progress:
-        result = asyncio.run(
-            apply_plan_async(plan, settings, state_dir=kwargs["state_dir"], force=kwargs["force"], progress=progress)
-        )
-    _report(result, kwargs["fmt"])
+        _consent(yes, f"Write {plan.summary.update} endpoint update(s) to RunPod?")
+    with _progress(plan.summary.update, quiet) as progress:
+        result = asyncio.run(apply_plan_async(plan, settings, state_dir=state_dir, force=force, progress=progress))
+    _finish(result, fmt)
 
 
 @click.command()
@@ -146,55 +155,55 @@ def apply(**kwargs: Any) -> None:
 @connection_options
 @DEBUG
 @handle_errors
-def migrate(**kwargs: Any) -> None:
+def migrate(
+    dry_run: bool,
+    yes: bool,
+    target: Target,
+    mappings: tuple[str, ...],
+    endpoint_ids: tuple[str, ...],
+    keep_fb_suffix: bool,
+    state_dir: str,
+    quiet: bool,
+    fmt: str,
+    connection: Connection,
+    debug: bool,
+) -> None:
     """One shot: read the live account, plan, ask, apply, verify, summarise.
 
     Running it again after an interruption finishes the rest: endpoints already done come back unchanged.
     """
-    from bridge.apply import apply_plan_async
-    from bridge.http import Http
-    from bridge.pipeline import make_plan, read_account_live
-    from bridge.report import render
+    from bridge.migrate import run_migration
+    from bridge.report import blocked_codes, render, summary_line
 
-    settings = settings_from(kwargs)
-    target = kwargs["target"]
+    def confirm(plan: Plan, notes: Sequence[str]) -> bool:
+        for note in notes:
+            click.echo(f"bridge: warning: {note}", err=True)
+        if dry_run:
+            render(plan, sys.stdout, fmt)
+            return False
+        click.echo(f"bridge: {summary_line(plan)}", err=True)
+        for endpoint_id, codes in blocked_codes(plan):
+            click.echo(f"bridge: blocked {endpoint_id}: {codes} (see `bridge plan`)", err=True)
+        if plan.summary.update:
+            _consent(yes, f"Write {plan.summary.update} endpoint update(s) to RunPod?")
+        bar.start(plan.summary.update)
+        return True
 
-    async def run() -> Any:
-        # One session from the first read to the last write: the writes keep the pacing the reads learned
-        # (a fresh one would burst into a rate limit the reads had already found).
-        async with Http(settings) as http:
-            account = await read_account_live(
-                http, mappings=kwargs["mappings"], endpoint_ids=kwargs["endpoint_ids"], target=target
-            )
-            for note in account.notes:
-                click.echo(f"bridge: warning: {note}", err=True)
-            plan = make_plan(account, target=target, keep_fb_suffix=kwargs["keep_fb_suffix"])
-            if kwargs["dry_run"]:
-                render(plan, sys.stdout, kwargs["fmt"])
-                return 3 if plan.summary.blocked else 0
-            click.echo(f"bridge: {_summary_line(plan)}", err=True)
-            for ep in plan.endpoints:
-                if ep.status == "blocked":
-                    codes = ", ".join(sorted({f.code for f in ep.findings if f.severity == "error"}))
-                    click.echo(f"bridge: blocked {ep.id}: {codes} (see `bridge plan`)", err=True)
-            if plan.summary.update:
-                _consent(kwargs["yes"], f"Write {plan.summary.update} endpoint update(s) to RunPod?")
-            legacy = {ep.id: ep.model_dump(exclude_none=True) for ep in account.endpoints}
-            with _progress(plan.summary.update, kwargs["quiet"]) as progress:
-                return await apply_plan_async(
-                    plan,
-                    settings,
-                    state_dir=kwargs["state_dir"],
-                    legacy=legacy,
-                    progress=progress,
-                    kind="migrate",
-                    http=http,
-                )
-
-    result = asyncio.run(run())
-    if isinstance(result, int):
-        sys.exit(result)
-    _report(result, kwargs["fmt"])
+    with ExitStack() as stack:
+        bar = _Bar(stack, quiet)
+        migration = run_migration(
+            connection.settings(),
+            confirm=confirm,
+            target=target,
+            mappings=mappings,
+            endpoint_ids=endpoint_ids,
+            keep_fb_suffix=keep_fb_suffix,
+            state_dir=state_dir,
+            progress=bar,
+        )
+    if migration.result is None:
+        sys.exit(3 if migration.plan.summary.blocked else 0)
+    _finish(migration.result, fmt)
 
 
 @click.command()
@@ -208,25 +217,33 @@ def migrate(**kwargs: Any) -> None:
 @connection_options
 @DEBUG
 @handle_errors
-def rollback(**kwargs: Any) -> None:
+def rollback(
+    backup_file: str,
+    yes: bool,
+    force: bool,
+    target: str | None,
+    state_dir: str,
+    quiet: bool,
+    fmt: str,
+    connection: Connection,
+    debug: bool,
+) -> None:
     """Put back the REST fields a migration changed, from its backup (STATE_DIR/backup-*.json).
 
     An endpoint changed again since that run is skipped as stale (--force writes it anyway). Fields the
     backup's read did not show (e.g. flashboot) are named as not restorable.
     """
-    from bridge.apply import rollback_async
     from bridge.errors import InputError
     from bridge.journal import load_backup
+    from bridge.migrate import rollback_async
 
-    backup = load_backup(kwargs["backup_file"])
-    if kwargs["target"] and kwargs["target"] != backup.target:
-        raise InputError(f"{kwargs['backup_file']}: the backup is of a REST {backup.target} run")
-    settings = settings_from(kwargs)
-    click.echo(f"bridge: backup {kwargs['backup_file']}: {len(backup.entries)} endpoint(s)", err=True)
+    backup = load_backup(backup_file)
+    if target and target != backup.target:
+        raise InputError(f"{backup_file}: the backup is of a REST {backup.target} run")
+    settings = connection.settings()
+    click.echo(f"bridge: backup {backup_file}: {len(backup.entries)} endpoint(s)", err=True)
     if backup.entries:
-        _consent(kwargs["yes"], f"Put back {len(backup.entries)} endpoint(s) as they were?")
-    with _progress(len(backup.entries), kwargs["quiet"]) as progress:
-        result = asyncio.run(
-            rollback_async(backup, settings, state_dir=kwargs["state_dir"], force=kwargs["force"], progress=progress)
-        )
-    _report(result, kwargs["fmt"])
+        _consent(yes, f"Put back {len(backup.entries)} endpoint(s) as they were?")
+    with _progress(len(backup.entries), quiet) as progress:
+        result = asyncio.run(rollback_async(backup, settings, state_dir=state_dir, force=force, progress=progress))
+    _finish(result, fmt)

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
-from bridge.cli._common import DEBUG, ENDPOINT, TARGET, connection_options, handle_errors, settings_from
+from bridge.cli._common import DEBUG, ENDPOINT, TARGET, Connection, connection_options, handle_errors
+
+if TYPE_CHECKING:
+    from bridge.models import Target
 
 
 @click.command()
@@ -19,7 +22,7 @@ from bridge.cli._common import DEBUG, ENDPOINT, TARGET, connection_options, hand
 @connection_options
 @DEBUG
 @handle_errors
-def fetch(**kwargs: Any) -> None:
+def fetch(output: str, target: Target, endpoint_ids: tuple[str, ...], connection: Connection, debug: bool) -> None:
     """Read every endpoint (past GraphQL's 400-row cap) and the GPU pools, and write a snapshot.
 
     The file is the GraphQL "view your endpoints" answer with data.serverlessGpuPools, secrets
@@ -30,18 +33,16 @@ def fetch(**kwargs: Any) -> None:
     from bridge.files import write_private
     from bridge.live import read_live_account, snapshot_document
 
-    settings = settings_from(kwargs)
     live = read_live_account(
-        settings,
-        target=kwargs["target"],
-        endpoint_ids=kwargs["endpoint_ids"],
+        connection.settings(),
+        target=target,
+        endpoint_ids=endpoint_ids,
         with_rest_state=False,
         progress=lambda message: click.echo(f"bridge: {message}", err=True),
     )
     for note in live.notes:
         click.echo(f"bridge: warning: {note}", err=True)
     document = snapshot_document(live)
-    output = kwargs["output"]
     try:
         write_private(output, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     except OSError as exc:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
@@ -14,29 +14,39 @@ from bridge.cli._common import (
     KEEP_FB,
     MAPPINGS,
     TARGET,
+    Connection,
     connection_options,
     handle_errors,
-    settings_from,
 )
+
+if TYPE_CHECKING:
+    from bridge.models import Plan, Target
 
 EXIT_BLOCKED = 3
 EXIT_CHECK = 4
 
 
-def _plan(kwargs: dict[str, Any]) -> Any:
+def _plan(
+    from_file: str | None,
+    connection: Connection,
+    *,
+    target: Target,
+    mappings: tuple[str, ...],
+    endpoint_ids: tuple[str, ...],
+    keep_fb_suffix: bool,
+) -> Plan:
     from bridge.pipeline import make_plan, read_account_for_plan
 
-    from_file = kwargs["from_file"]
-    account = read_account_for_plan(
+    inputs = read_account_for_plan(
         from_file=from_file,
-        settings=None if from_file else settings_from(kwargs),
-        mappings=kwargs["mappings"],
-        endpoint_ids=kwargs["endpoint_ids"],
-        target=kwargs["target"],
+        settings=None if from_file else connection.settings(),
+        mappings=mappings,
+        endpoint_ids=endpoint_ids,
+        target=target,
     )
-    for note in account.notes:
+    for note in inputs.notes:
         click.echo(f"bridge: warning: {note}", err=True)
-    return make_plan(account, target=kwargs["target"], keep_fb_suffix=kwargs["keep_fb_suffix"])
+    return make_plan(inputs, target=target, keep_fb_suffix=keep_fb_suffix)
 
 
 @click.command()
@@ -51,7 +61,18 @@ def _plan(kwargs: dict[str, Any]) -> Any:
 @connection_options
 @DEBUG
 @handle_errors
-def plan(**kwargs: Any) -> None:
+def plan(
+    from_file: str | None,
+    fmt: str,
+    output: str | None,
+    check: bool,
+    target: Target,
+    mappings: tuple[str, ...],
+    endpoint_ids: tuple[str, ...],
+    keep_fb_suffix: bool,
+    connection: Connection,
+    debug: bool,
+) -> None:
     """Translate every endpoint and report what would change. Nothing is written to RunPod.
 
     Reads the live account (RUNPOD_API_KEY) and compares with the REST state, or reads a snapshot
@@ -63,32 +84,36 @@ def plan(**kwargs: Any) -> None:
     # The account, the plan and the report are built in one pass and all survive until the end: the cyclic
     # collector would only rescan them. The plan is dropped inside the block, so turning it back on is cheap.
     with paused_gc():
-        code = _report(kwargs)
+        result = _plan(
+            from_file,
+            connection,
+            target=target,
+            mappings=mappings,
+            endpoint_ids=endpoint_ids,
+            keep_fb_suffix=keep_fb_suffix,
+        )
+        _write_report(result, fmt, output)
+        code = EXIT_BLOCKED if result.summary.blocked else EXIT_CHECK if check and result.summary.update else 0
+        del result
     if code:
         sys.exit(code)
 
 
-def _report(kwargs: dict[str, Any]) -> int:
-    """Plan, write the report, and return the exit code."""
+def _write_report(result: Plan, fmt: str, output: str | None) -> None:
+    """Render the plan onto stdout, or into ``output`` (mode 0600)."""
     from bridge.report import render
 
-    result = _plan(kwargs)
-    if kwargs["output"]:
-        from bridge.files import write_private
+    if output is None:
+        render(result, sys.stdout, fmt)
+        return
+    from bridge.files import write_private
 
-        try:
-            write_private(kwargs["output"], lambda fh: render(result, fh, kwargs["fmt"]))
-        except OSError as exc:
-            from bridge.errors import InputError
+    try:
+        write_private(output, lambda fh: render(result, fh, fmt))
+    except OSError as exc:
+        from bridge.errors import InputError
 
-            raise InputError(f"{kwargs['output']}: cannot write: {exc.strerror or exc}") from None
-    else:
-        render(result, sys.stdout, kwargs["fmt"])
-    if result.summary.blocked:
-        return EXIT_BLOCKED
-    if kwargs["check"] and result.summary.update:
-        return EXIT_CHECK
-    return 0
+        raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
 
 
 @click.command()
@@ -101,15 +126,31 @@ def _report(kwargs: dict[str, Any]) -> int:
 @connection_options
 @DEBUG
 @handle_errors
-def export(**kwargs: Any) -> None:
+def export(
+    from_file: str | None,
+    out_dir: str,
+    target: Target,
+    mappings: tuple[str, ...],
+    endpoint_ids: tuple[str, ...],
+    keep_fb_suffix: bool,
+    connection: Connection,
+    debug: bool,
+) -> None:
     """Write DIR/<endpoint id>.json with the exact body of each unblocked endpoint, plus DIR/plan.json."""
     from bridge.export import export_plan
 
-    result = _plan(kwargs)
-    written = export_plan(result, kwargs["out_dir"])
+    result = _plan(
+        from_file,
+        connection,
+        target=target,
+        mappings=mappings,
+        endpoint_ids=endpoint_ids,
+        keep_fb_suffix=keep_fb_suffix,
+    )
+    written = export_plan(result, out_dir)
     s = result.summary
     click.echo(
-        f"bridge: wrote {len(written) - 1} body files and plan.json to {kwargs['out_dir']} "
+        f"bridge: wrote {len(written) - 1} body files and plan.json to {out_dir} "
         f"({s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked)",
         err=True,
     )

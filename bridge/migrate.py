@@ -1,0 +1,185 @@
+"""Whole writing runs in one call each: migrate (read, plan, confirm, apply), apply a plan file, roll back.
+
+::
+
+    migration = run_migration(settings, target="v2", confirm=lambda plan, notes: True, state_dir="bridge-state")
+    render_result(migration.result, sys.stdout)
+
+Each opens one HTTP session for the whole run, so the writes keep the pacing the reads learned (a fresh
+session would burst into a rate limit the reads had already found). The engine itself, which re-reads,
+backs up, writes, verifies and journals each endpoint, is :mod:`bridge.apply`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Mapping, Sequence
+from contextlib import nullcontext
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from bridge.apply import ApplyResult, Outcome, items_from_plan, rollback_items, run_items
+from bridge.config import Settings
+from bridge.http import Http, RetryPolicy
+from bridge.journal import Backup
+from bridge.models import Plan, Target
+from bridge.pipeline import make_plan, read_account_live
+from bridge.rest import RestClient, open_rest
+from bridge.tables import Override
+from bridge.targets import get_target
+
+__all__ = [
+    "Confirm",
+    "Migration",
+    "Progress",
+    "apply_plan_async",
+    "rollback_async",
+    "run_migration",
+    "run_migration_async",
+]
+
+Confirm = Callable[[Plan, Sequence[str]], bool]
+"""Gets the plan and the read's notes before anything is written; False stops there (a dry run)."""
+Progress = Callable[[Outcome], None]
+
+
+@dataclass
+class Migration:
+    """What :func:`run_migration` did: the plan, the read's notes, and the run's result (None: nothing was applied)."""
+
+    plan: Plan
+    notes: list[str] = field(default_factory=list)
+    result: ApplyResult | None = None
+
+
+async def run_migration_async(
+    settings: Settings,
+    *,
+    confirm: Confirm,
+    target: Target = "v1",
+    mappings: Sequence[str | Path | Override] = (),
+    endpoint_ids: Sequence[str] = (),
+    keep_fb_suffix: bool = False,
+    state_dir: str | Path = "./bridge-state",
+    progress: Progress | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    policy: RetryPolicy | None = None,
+) -> Migration:
+    """Read the live account, plan it for ``target``, ask ``confirm``, then apply and verify the plan.
+
+    ``confirm`` is called once, even when nothing is to be updated; it may also raise (e.g.
+    :class:`~bridge.errors.ConsentError`) to stop. Running again after an interruption finishes the rest.
+    """
+    async with Http(settings, policy=policy, transport=transport) as http:
+        account = await read_account_live(http, mappings=mappings, endpoint_ids=endpoint_ids, target=target)
+        plan = make_plan(account, target=target, keep_fb_suffix=keep_fb_suffix)
+        migration = Migration(plan=plan, notes=list(account.notes))
+        if not confirm(plan, migration.notes):
+            return migration
+        legacy = {ep.id: ep.model_dump(exclude_none=True) for ep in account.endpoints}
+        migration.result = await apply_plan_async(
+            plan, settings, state_dir=state_dir, legacy=legacy, progress=progress, kind="migrate", http=http
+        )
+        return migration
+
+
+def run_migration(
+    settings: Settings,
+    *,
+    confirm: Confirm,
+    target: Target = "v1",
+    mappings: Sequence[str | Path | Override] = (),
+    endpoint_ids: Sequence[str] = (),
+    keep_fb_suffix: bool = False,
+    state_dir: str | Path = "./bridge-state",
+    progress: Progress | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    policy: RetryPolicy | None = None,
+) -> Migration:
+    """:func:`run_migration_async` in its own event loop."""
+    return asyncio.run(
+        run_migration_async(
+            settings,
+            confirm=confirm,
+            target=target,
+            mappings=mappings,
+            endpoint_ids=endpoint_ids,
+            keep_fb_suffix=keep_fb_suffix,
+            state_dir=state_dir,
+            progress=progress,
+            transport=transport,
+            policy=policy,
+        )
+    )
+
+
+async def apply_plan_async(
+    plan: Plan,
+    settings: Settings,
+    *,
+    state_dir: str | Path,
+    force: bool = False,
+    legacy: Mapping[str, Mapping[str, Any]] | None = None,
+    progress: Progress | None = None,
+    kind: str = "apply",
+    transport: httpx.AsyncBaseTransport | None = None,
+    policy: RetryPolicy | None = None,
+    http: Http | None = None,
+) -> ApplyResult:
+    """Send the plan's ``update`` bodies with ``settings`` (a :class:`bridge.config.Settings`).
+
+    ``http``: an open :class:`bridge.http.Http` to send them over (the session that read the account, so
+    that the writes keep the pacing the reads learned); without one, a session is opened for the run.
+    """
+    items, known = items_from_plan(plan)
+    session = (
+        nullcontext(RestClient(http, plan.target))
+        if http is not None
+        else open_rest(settings, plan.target, transport=transport, policy=policy)
+    )
+    async with session as client:
+        return await run_items(
+            client,
+            get_target(plan.target),
+            items,
+            state_dir=state_dir,
+            known=known,
+            legacy=legacy,
+            concurrency=settings.concurrency,
+            force=force,
+            secrets=[settings.api_key],
+            kind=kind,
+            progress=progress,
+        )
+
+
+async def rollback_async(
+    backup: Backup,
+    settings: Settings,
+    *,
+    state_dir: str | Path,
+    force: bool = False,
+    progress: Progress | None = None,
+    transport: httpx.AsyncBaseTransport | None = None,
+    policy: RetryPolicy | None = None,
+) -> ApplyResult:
+    """Put back the REST fields a run changed, from its backup, through the same engine."""
+    target = get_target(backup.target)
+    items, lost = rollback_items(backup, target)
+    async with open_rest(settings, target, transport=transport, policy=policy) as client:
+        result = await run_items(
+            client,
+            target,
+            items,
+            state_dir=state_dir,
+            concurrency=settings.concurrency,
+            force=force,
+            secrets=[settings.api_key],
+            kind="rollback",
+            progress=progress,
+        )
+    result.notes.extend(f"not restorable: {line}" for line in lost)
+    return result
