@@ -24,7 +24,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any, Literal, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from bridge.errors import ApiError, BridgeError
 from bridge.journal import Backup, BackupEntry, Journal, StateLock, write_backup
@@ -95,7 +95,7 @@ class ApplyResult:
 
     def counts(self) -> dict[str, int]:
         """Count outcomes by status."""
-        counts = dict.fromkeys(("updated", "unchanged", "blocked", "stale", "failed", "not-attempted"), 0)
+        counts = dict.fromkeys(get_args(OutcomeStatus), 0)
         for outcome in self.outcomes:
             counts[outcome.status] += 1
         return counts

@@ -27,13 +27,13 @@ def export_plan(plan: Plan, out_dir: str | Path) -> list[Path]:
         raise InputError(f"{out}: cannot create the directory: {exc.strerror or exc}") from None
     previous = _previous_ids(out / "plan.json")
     for ep in plan.endpoints:  # every name is checked before the first file is written: no partial export
-        if ep.status != "blocked":
+        if not ep.blocked:
             _safe_name(ep.id)
     written = []
     keep = set()
     try:
         for ep in plan.endpoints:
-            if ep.status == "blocked":
+            if ep.blocked:
                 continue
             keep.add(ep.id)
             text = json.dumps(ep.body, indent=2, ensure_ascii=False) + "\n"
@@ -67,7 +67,7 @@ def check_export_dir(directory: str | Path, plan: Plan) -> None:
     for a deliberate change).
     """
     out = Path(directory)
-    expected = {f"{_safe_name(ep.id)}.json": ep.body for ep in plan.endpoints if ep.status != "blocked"}
+    expected = {f"{_safe_name(ep.id)}.json": ep.body for ep in plan.endpoints if not ep.blocked}
     present = {p.name for p in out.glob("*.json") if p.name != "plan.json"}
     hint = "the directory no longer matches plan.json: export again"
     for name in sorted(expected.keys() - present):

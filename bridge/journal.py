@@ -16,6 +16,7 @@ from typing import Any
 from bridge.errors import InputError, SnapshotError
 from bridge.files import private_dir, write_private
 from bridge.redact import redact_endpoint, redact_text
+from bridge.targets import TARGETS
 
 __all__ = ["Backup", "BackupEntry", "Journal", "StateLock", "load_backup", "read_journal", "write_backup"]
 
@@ -183,6 +184,6 @@ def load_backup(path: str | Path) -> Backup:
             )
         )
     target = doc.get("target")
-    if target not in ("v1", "v2"):
-        raise SnapshotError(f"{path}: target: expected v1 or v2")
+    if target not in TARGETS:
+        raise SnapshotError(f"{path}: target: expected {' or '.join(TARGETS)}")
     return Backup(target=target, created_at=str(doc.get("created_at", "")), entries=entries, path=path)

@@ -15,12 +15,12 @@ from click.testing import CliRunner
 from helpers import SAMPLE, SECRET_MARK
 
 from bridge.apply import load_plan
-from bridge.migrate import apply_plan_async, rollback_async
 from bridge.cli import main
 from bridge.config import Settings
 from bridge.emulator import Emulator, Faults, generate_account
 from bridge.http import RetryPolicy
 from bridge.journal import load_backup, read_journal
+from bridge.migrate import apply_plan_async, rollback_async
 from bridge.models import Plan
 from bridge.plan import build_plan
 from bridge.snapshot import parse_snapshot
