@@ -128,3 +128,28 @@ def test_rollback_cli_restores(tmp_path: Path) -> None:
         assert emu.v1_view("i02xupws21hp6i")["name"] == before
         again = run(emu, tmp_path, "rollback", str(backup), "--yes", "--format", "json")
         assert json.loads(again.stdout)["summary"]["updated"] == 0
+
+
+def test_run_migration_asks_before_writing_and_stops_when_refused(tmp_path: Path) -> None:
+    """The library migration hands the plan and notes to confirm; False writes nothing, True applies the plan."""
+    from bridge.config import Settings
+    from bridge.migrate import run_migration
+    from bridge.models import Plan
+
+    seen: list[Plan] = []
+
+    def refuse(plan: Plan, notes: Any) -> bool:
+        seen.append(plan)
+        return False
+
+    with Emulator(SAMPLE, api_key=KEY) as emu:
+        settings = Settings.resolve(environ={**emu.env, "RUNPOD_API_KEY": KEY})
+        dry = run_migration(settings, confirm=refuse, state_dir=tmp_path / "state")
+        assert dry.result is None and seen == [dry.plan]
+        assert emu.write_counts() == {} and not (tmp_path / "state").exists()
+        done = run_migration(settings, confirm=lambda plan, notes: True, state_dir=tmp_path / "state")
+        assert done.result is not None
+        counts = done.result.counts()
+        assert counts["updated"] == dry.plan.summary.update == len(emu.write_counts())
+        assert counts["blocked"] == dry.plan.summary.blocked
+        assert done.result.journal_path.parent == tmp_path / "state"

@@ -11,7 +11,7 @@ from helpers import FIXTURES, SAMPLE, SECRET_MARK, sample_tables
 
 from bridge.models import Plan
 from bridge.plan import build_plan
-from bridge.report import render
+from bridge.report import render, render_result
 from bridge.snapshot import load_snapshot
 
 GOLDEN = FIXTURES / "golden"
@@ -68,3 +68,33 @@ def test_no_secret_in_any_report(fmt: str) -> None:
     out = io.StringIO()
     render(sample_plan(), out, fmt)
     assert SECRET_MARK not in out.getvalue()
+
+
+def test_run_result_text_and_json() -> None:
+    """A run's result renders problems, notes, counts and state paths as text, and its dict as JSON."""
+    from pathlib import Path
+
+    from bridge.apply import ApplyResult, Outcome
+
+    result = ApplyResult(
+        target="v1",
+        outcomes=[
+            Outcome("a", "alpha", "updated", writes=1),
+            Outcome("b", None, "failed", "GET x: HTTP 500"),
+            Outcome("c", "gamma", "unchanged", "already as planned"),
+        ],
+        journal_path=Path("state/journal-1.jsonl"),
+        backup_path=Path("state/backup-1.json"),
+        notes=["not restorable: c: flashboot"],
+    )
+    text = io.StringIO()
+    render_result(result, text)
+    assert text.getvalue() == (
+        "  failed: b: GET x: HTTP 500\n"
+        "  note: not restorable: c: flashboot\n"
+        "bridge: 1 updated, 1 unchanged, 1 failed\n"
+        "bridge: journal state/journal-1.jsonl, backup state/backup-1.json\n"
+    )
+    out = io.StringIO()
+    render_result(result, out, "json")
+    assert json.loads(out.getvalue()) == result.to_dict()

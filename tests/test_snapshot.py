@@ -110,23 +110,3 @@ def test_select_filters_and_rejects_unknown_ids() -> None:
     assert [e.id for e in select(snap.endpoints, ["anywhere000016"], "f")] == ["anywhere000016"]
     with pytest.raises(SnapshotError, match="endpoint nope is not in the account"):
         select(snap.endpoints, ["nope"], "f")
-
-
-def test_empty_snapshot_pool_blocks_only_its_endpoints() -> None:
-    """A pool the snapshot lists with no GPU type blocks the endpoints on it alone, not the whole run."""
-    from bridge.plan import build_plan
-    from bridge.tables import build_tables
-
-    doc = {
-        "data": {
-            "myself": {"endpoints": [{"id": "empty", "gpuIds": "ADA_24"}, {"id": "full", "gpuIds": "AMPERE_48"}]},
-            "serverlessGpuPools": [
-                {"id": "ADA_24", "gpuTypeIds": []},
-                {"id": "AMPERE_48", "gpuTypeIds": ["NVIDIA A40"]},
-            ],
-        }
-    }
-    snap = parse_snapshot(doc)
-    plan = build_plan(snap.endpoints, build_tables(pools=snap.pools))
-    status = {ep.id: (ep.status, [f.code for f in ep.findings]) for ep in plan.endpoints}
-    assert status == {"empty": ("blocked", ["no-gpu-types"]), "full": ("update", [])}
