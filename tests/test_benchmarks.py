@@ -6,9 +6,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.slow
 def test_quick_benchmark_run_checks_every_result(tmp_path: Path) -> None:
     """`benchmarks/run.py --quick` runs every scenario, passes every correctness check and prints the table."""
     done = subprocess.run(

@@ -115,12 +115,14 @@ POINTS = [
 ]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", POINTS)
 def test_kill_then_resume(tmp_path: Path, point: str) -> None:
     """SIGKILL at this point, then a normal run finishes; nothing confirmed is written again; files are whole."""
     kill_and_resume(tmp_path, point)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("point", ["write-after:5", "verify:3", "backup-partial"])
 def test_kill_then_resume_v2(tmp_path: Path, point: str) -> None:
     """The same on REST v2: SIGKILL, then a normal run finishes; nothing confirmed is written again."""

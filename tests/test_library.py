@@ -24,7 +24,10 @@ def test_all_is_sorted_and_importable() -> None:
 
 def test_public_modules_declare_all() -> None:
     """Each library module declares `__all__` and every listed name exists."""
-    for name in ("errors", "models", "tables", "translate", "plan", "snapshot", "report", "export", "targets"):
+    names = ["errors", "models", "tables", "translate", "plan", "snapshot", "report", "export", "apply", "journal"]
+    names += ["targets", "targets.base", "targets.v1", "targets.v2", "targets.v2_checks", "http", "rest", "migrate"]
+    names += ["http.session", "http.retry", "http.pacing", "http.answers", "live", "source", "pipeline"]
+    for name in names:
         module = importlib.import_module(f"bridge.{name}")
         for item in module.__all__:
             assert hasattr(module, item), (name, item)

@@ -61,6 +61,7 @@ def test_migrate_dry_run(tmp_path: Path) -> None:
         assert emu.write_counts() == {}
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_after_writes", [0, 5, 40])
 def test_sigkill_then_resume(tmp_path: Path, kill_after_writes: int) -> None:
     """SIGKILL mid-run, then a second run completes; no endpoint confirmed by the first is written again."""
@@ -105,6 +106,7 @@ def test_sigkill_then_resume(tmp_path: Path, kill_after_writes: int) -> None:
         assert third.returncode == 0, third.stdout[-2000:]
 
 
+@pytest.mark.slow
 def test_migrate_past_the_400_cap(tmp_path: Path) -> None:
     """An account of 450 endpoints is migrated whole (GraphQL returns only 400)."""
     doc = generate_account(450, seed=2)

@@ -7,6 +7,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+import pytest
 from helpers import SAMPLE, SECRET_MARK, run_bridge
 
 from bridge.emulator import Emulator, Faults, generate_account
@@ -73,6 +74,7 @@ def test_migrate_v2_keeps_exclusions(tmp_path: Path) -> None:
         assert emu.v2_view("sdxl0worker0ab")["gpu"]["excludedTypes"] == ["NVIDIA RTX A6000"]
 
 
+@pytest.mark.slow
 def test_migrate_v2_large_account_past_the_400_cap(tmp_path: Path) -> None:
     """A generated account of 450 endpoints is migrated whole over v2 and ends exactly at its plan."""
     doc = generate_account(450, seed=5)

@@ -130,6 +130,7 @@ def assert_private(root: Path) -> None:
             assert stat.S_IMODE(directory.stat().st_mode) == 0o700, directory
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["v1", "v2"])
 def test_every_command_keeps_every_secret(tmp_path: Path, target: str) -> None:
     """fetch, plan (all formats), export, migrate, apply and rollback leak no planted value anywhere."""
@@ -174,6 +175,7 @@ ERROR_CASES = {
 }
 
 
+@pytest.mark.slow
 def test_error_paths_keep_every_secret(tmp_path: Path) -> None:
     """A rejected key, a retired API and failing servers end with messages free of any planted value.
 
@@ -304,6 +306,7 @@ def fragments(secret: str, size: int = 8) -> set[str]:
     return {secret[i : i + size] for i in range(len(secret) - size + 1)}
 
 
+@pytest.mark.slow
 def test_hostile_echoes_are_scrubbed(tmp_path: Path) -> None:
     """A server echoing the key in bodies, titles and headers, under every status, never gets a piece printed.
 

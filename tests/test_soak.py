@@ -56,6 +56,7 @@ def endpoint_of(entry: dict[str, Any]) -> str:
     return str(entry["path"].split("/")[3])
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("target", ["v1", "v2"])
 def test_fault_soak(tmp_path: Path, target: str) -> None:
     """Under 503s, dropped writes, 429s and latency at once, every endpoint ends exactly as planned, written once."""
