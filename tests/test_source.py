@@ -21,7 +21,7 @@ from bridge._resources import package_path
 from bridge.config import Settings
 from bridge.emulator import generate_account
 from bridge.emulator.graphql_api import GraphQLApi
-from bridge.emulator.state import Account, load_snapshot
+from bridge.emulator.state import Account, load_seed
 from bridge.errors import ApiError, AuthError
 from bridge.http import Http, RetryPolicy
 from bridge.source import ENDPOINTS_CAP, REQUIRED_FIELDS, Fragment, GraphQLSource, load_query
@@ -39,7 +39,7 @@ class FakeGraphQL:
     """The emulator's GraphQL engine as a MockTransport handler, recording every request body."""
 
     def __init__(self, doc: Any = None, *, drop_fields: Sequence[str] = ()) -> None:
-        records, pools = load_snapshot(doc if doc is not None else sample_doc())
+        records, pools = load_seed(doc if doc is not None else sample_doc())
         self.api = GraphQLApi(Account(records, pools), drop_fields=drop_fields)
         self.bodies: list[dict[str, Any]] = []
         self.requests: list[httpx.Request] = []

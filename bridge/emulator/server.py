@@ -36,12 +36,12 @@ from bridge.emulator.graphql_api import GraphQLApi
 from bridge.emulator.schemas import v1_update_errors, v2_update_errors
 from bridge.emulator.state import (
     Account,
-    NotFoundError,
     Record,
     RuleError,
+    UnknownEndpointError,
     ViewOptions,
     is_cpu,
-    load_snapshot,
+    load_seed,
 )
 
 __all__ = ["Emulator"]
@@ -359,7 +359,7 @@ class _Handler(BaseHTTPRequestHandler):
             return _v1_error(400, "invalid input: " + "; ".join(errors))
         try:
             record = account.apply_v1(endpoint_id, data)
-        except NotFoundError:
+        except UnknownEndpointError:
             return _v1_error(404, "endpoint not found")
         except RuleError as exc:
             return _v1_error(400, f"invalid input: {exc}")
@@ -420,7 +420,7 @@ class _Handler(BaseHTTPRequestHandler):
             return _problem(422, "Request validation failed.", errors)
         try:
             record = account.apply_v2(endpoint_id, data)
-        except NotFoundError:
+        except UnknownEndpointError:
             return _problem(404, "endpoint not found")
         except RuleError as exc:
             return _problem(400, str(exc))
@@ -479,7 +479,7 @@ class Emulator:
             raise ValueError("api_key must be a non-empty string or None (any key accepted)")
         if v2_page_size < 1:
             raise ValueError("v2_page_size must be >= 1")
-        records, seed_pools = load_snapshot(snapshot)
+        records, seed_pools = load_seed(snapshot)
         options = ViewOptions(dc_ids_as_string=dc_ids_as_string, omit_flashboot=omit_flashboot)
         self.account = Account(records, pools if pools is not None else seed_pools, options=options)
         self.graphql = GraphQLApi(self.account, drop_fields=drop_fields, introspection=introspection)
@@ -644,7 +644,7 @@ class Emulator:
         """Delete an endpoint (e.g. between a plan and its apply). Raises KeyError for an unknown id."""
         try:
             self.account.delete(endpoint_id)
-        except NotFoundError:
+        except UnknownEndpointError:
             raise KeyError(endpoint_id) from None
 
     def snapshot(self) -> dict[str, Any]:

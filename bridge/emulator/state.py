@@ -28,10 +28,10 @@ from bridge.tables import bundled_tables
 
 __all__ = [
     "Account",
-    "NotFoundError",
     "RuleError",
+    "UnknownEndpointError",
     "ViewOptions",
-    "load_snapshot",
+    "load_seed",
 ]
 
 Record = dict[str, Any]
@@ -61,7 +61,7 @@ _V1_COPIED = (
 )
 
 
-class NotFoundError(LookupError):
+class UnknownEndpointError(LookupError):
     """No endpoint has this id."""
 
 
@@ -151,7 +151,7 @@ def _read_snapshot(path: Path) -> Any:
         raise SnapshotError(f"{path}: invalid JSON: {exc}") from exc
 
 
-def load_snapshot(
+def load_seed(
     source: str | Path | Mapping[str, Any] | Sequence[Any] | None,
 ) -> tuple[list[Record], dict[str, tuple[str, ...]] | None]:
     """Read a snapshot (a file path, a parsed document or None for the bundled sample).
@@ -161,10 +161,10 @@ def load_snapshot(
     ``{"endpoints": [...]}`` and a bare list.
     """
     with paused_gc():
-        return _load_snapshot(source)
+        return _load_seed(source)
 
 
-def _load_snapshot(
+def _load_seed(
     source: str | Path | Mapping[str, Any] | Sequence[Any] | None,
 ) -> tuple[list[Record], dict[str, tuple[str, ...]] | None]:
     if source is None:
@@ -283,11 +283,11 @@ class Account:
         return len(self._order)
 
     def get(self, endpoint_id: str) -> Record:
-        """Return the stored record (do not mutate it). Raises NotFoundError."""
+        """Return the stored record (do not mutate it). Raises UnknownEndpointError."""
         with self.lock:
             record = self._records.get(endpoint_id)
         if record is None:
-            raise NotFoundError(endpoint_id)
+            raise UnknownEndpointError(endpoint_id)
         return record
 
     def find(self, endpoint_id: str) -> Record | None:
@@ -320,10 +320,10 @@ class Account:
             return dict(self._writes)
 
     def delete(self, endpoint_id: str) -> None:
-        """Remove an endpoint, as a user deleting it in the console would. Raises NotFoundError."""
+        """Remove an endpoint, as a user deleting it in the console would. Raises UnknownEndpointError."""
         with self.lock:
             if self._records.pop(endpoint_id, None) is None:
-                raise NotFoundError(endpoint_id)
+                raise UnknownEndpointError(endpoint_id)
             self._order.remove(endpoint_id)
 
     def pool_list(self) -> list[dict[str, Any]]:
@@ -506,7 +506,7 @@ class Account:
         with self.lock:
             current = self._records.get(endpoint_id)
             if current is None:
-                raise NotFoundError(endpoint_id)
+                raise UnknownEndpointError(endpoint_id)
             new = dict(current)
             for key in _V1_COPIED:
                 if key in body:
@@ -544,7 +544,7 @@ class Account:
         with self.lock:
             current = self._records.get(endpoint_id)
             if current is None:
-                raise NotFoundError(endpoint_id)
+                raise UnknownEndpointError(endpoint_id)
             new = dict(current)
             if "gpu" in body and "cpu" in body:
                 raise RuleError("send at most one of gpu and cpu")
