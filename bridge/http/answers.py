@@ -15,12 +15,14 @@ import httpx
 
 from bridge import __version__
 from bridge.errors import ApiError, AuthError, NotFoundError, RateLimitedError, RetiredError
+from bridge.models import Target
 
 __all__ = ["USER_AGENT", "Api", "clip", "error_for", "html_reason", "is_html", "server_reason"]
 
 USER_AGENT = f"bridge/{__version__} (runpod-bridge; python-httpx/{httpx.__version__})"
 
-Api = Literal["v1", "v2", "graphql"]
+Api = Target | Literal["graphql"]
+"""Which API answered: a REST target (its name) or the legacy GraphQL API."""
 
 
 def _phrase(status: int) -> str:

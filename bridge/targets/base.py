@@ -4,7 +4,7 @@ A :class:`RestTarget` carries everything that differs between REST API versions:
 :class:`~bridge.translate.Intent` becomes an update body and which findings that raises, how a body is
 checked, how a REST read is brought into the body's vocabulary, and where and how the endpoint API is
 reached. The plan, the report, the apply engine and :mod:`bridge.rest` only talk to this protocol, so a
-third target is one new module in this package plus one line in its ``TARGETS`` mapping.
+third target is one new module in this package, plus its name in ``TARGETS`` and in :data:`bridge.models.Target`.
 """
 
 from __future__ import annotations
