@@ -194,10 +194,11 @@ def test_python_fstring_parts_are_not_statically_known(tmp_path: Path) -> None:
         scan_text(
             tmp_path,
             "a.py",
-            '''
+            """
             def go(pools, n):
-                return f"""mutation {{ saveEndpoint(input: {{ gpuIds: "{pools}", workersMax: {n}, locations: "US" }}) {{ id }} }}"""
-            ''',
+                return (f'mutation {{ saveEndpoint(input: {{ gpuIds: "{pools}", '
+                        f'workersMax: {n}, locations: "US" }}) {{ id }} }}')
+            """,
         )
     )
     assert f.not_static == {"gpuIds": "{pools}", "workersMax": "{n}"}
@@ -250,12 +251,13 @@ def test_python_json_escaped_body_and_concatenation_and_format(tmp_path: Path) -
         tmp_path,
         "a.py",
         r"""
-        A = '{"query": "mutation { saveEndpoint(input: {gpuIds: \\"AMPERE_16\\", name: \\"say \\\\\\"hi\\\\\\"\\"}) { id } }"}'
+        A = ('{"query": "mutation { saveEndpoint(input: {gpuIds: \\"AMPERE_16\\", '
+             'name: \\"say \\\\\\"hi\\\\\\"\\"}) { id } }"}')
         B = "mutation { saveEndpoint(input: {gpuIds: \"" + pools + "\", locations: \"US\"}) { id } }"
         C = "mutation {{ saveEndpoint(input: {{gpuIds: \"{}\", workersMax: 2}}) {{ id }} }}".format(p)
         """,
     )
-    assert [f.line for f in found] == [2, 3, 4]
+    assert [f.line for f in found] == [2, 4, 5]
     assert found[0].legacy == {"name": 'say "hi"', "gpuIds": "AMPERE_16"}
     assert found[0].context == "Python string (JSON body)"
     assert found[1].not_static == {"gpuIds": "{pools}"} and found[1].legacy == {"locations": "US"}
@@ -326,13 +328,14 @@ def test_shell_curl_forms(tmp_path: Path) -> None:
         #!/bin/sh
         # saveEndpoint in a comment
         curl -d '{"query":"mutation { saveEndpoint(input: {gpuIds: \\"AMPERE_16\\"}) { id } }"}' $URL
-        curl -d "{\\"query\\": \\"mutation { saveEndpoint(input: {name: \\\\\\"$NAME\\\\\\", gpuIds: \\\\\\"ADA_24\\\\\\"}) { id } }\\"}" $URL
+        curl -d "{\\"query\\": \\"mutation { saveEndpoint(input: {name: \\\\\\"$NAME\\\\\\", \\
+        gpuIds: \\\\\\"ADA_24\\\\\\"}) { id } }\\"}" $URL
         curl --data @- $URL <<EOF
         {"query": "mutation { saveEndpoint(input: {id: \\"$ID\\", gpuIds: \\"AMPERE_48\\"}) { id } }"}
         EOF
         """,
     )
-    assert [f.line for f in found] == [3, 4, 6]
+    assert [f.line for f in found] == [3, 4, 7]
     assert all(f.context == "shell string (JSON body)" for f in found)
     assert found[0].legacy == {"gpuIds": "AMPERE_16"}
     assert found[1].legacy == {"gpuIds": "ADA_24"} and found[1].not_static == {"name": "$NAME"}
