@@ -426,7 +426,7 @@ def test_check_exit_codes(tmp_path: Path) -> None:
 
 
 def test_unreadable_is_listed_not_fatal(tmp_path: Path) -> None:
-    (tmp_path / "bad.json").write_text("{")
+    (tmp_path / "bad.json").write_text('{"gpuIds": "AMPERE_16",')
     (tmp_path / "legacy.py").write_text(MUTATION)
     code, out, err = run("--check", "--format", "json", str(tmp_path))
     assert code == 4
@@ -462,3 +462,9 @@ def test_output_file(tmp_path: Path) -> None:
     code, stdout, _ = run("--format", "sarif", "-o", str(out), str(TREE / "graphql"))
     assert code == 0 and stdout == ""
     assert json.loads(out.read_text())["version"] == "2.1.0"
+
+
+def test_json_with_tabs_is_read_at_the_right_place(tmp_path: Path) -> None:
+    """Tabs between JSON tokens (which YAML refuses) do not stop the reader or move the position."""
+    f = one(scan_text(tmp_path, "t.json", '{\n\t"config": {\n\t\t"gpuIds": "AMPERE_16"\n\t}\n}\n'))
+    assert (f.line, f.column) == (3, 3)

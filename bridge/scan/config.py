@@ -27,6 +27,12 @@ class _Loader(yaml.SafeLoader):
     pass
 
 
+# libyaml's composer when PyYAML has it (much faster); its nodes carry the same marks.
+_COMPOSER: Any = getattr(yaml, "CSafeLoader", _Loader)
+# A file without any of these words has nothing to report.
+_WORDS = ("gpuIds", "locations", "-fb", MUTATION_FIELD)
+
+
 def _scalar(loader: _Loader, node: yaml.Node) -> Any:
     try:
         return loader.construct_object(node, deep=True)
@@ -113,18 +119,26 @@ def _is_response(node: yaml.Node) -> bool:
 
 def scan_config(ft: FileText, is_json: bool) -> list[Candidate]:
     """Candidates in a JSON or YAML file; raises :class:`ConfigError` when it parses as neither."""
+    if not any(word in ft.text for word in _WORDS):
+        return []
+    text = ft.text
     if is_json:
         try:
-            json.loads(ft.text)
+            json.loads(text)
         except ValueError as exc:
             raise ConfigError(f"not valid JSON: {exc}") from None
+        # A raw tab in valid JSON can only be whitespace between tokens, which YAML's flow style refuses;
+        # a space in its place keeps every offset.
+        text = text.replace("\t", " ")
     walker = _Walker(ft)
     try:
-        for document in yaml.compose_all(ft.text, Loader=_Loader):
+        for document in yaml.compose_all(text, Loader=_COMPOSER):
             if document is not None and not _is_response(document):
                 walker.walk(document)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1})" if mark is not None else ""
-        raise ConfigError(f"not valid {'JSON' if is_json else 'YAML'}{where}") from None
+        if is_json:
+            raise ConfigError(f"valid JSON that the YAML reader cannot place{where}: not scanned") from None
+        raise ConfigError(f"not valid YAML{where}") from None
     return walker.found

@@ -240,6 +240,8 @@ class _Visitor(ast.NodeVisitor):
 
 def scan_python(ft: FileText) -> list[Candidate]:
     """Candidates in Python source; a file that does not parse yields none (its strings are not code)."""
+    if MUTATION_FIELD not in ft.text and "create_endpoint" not in ft.text:
+        return []
     try:
         tree = ast.parse(ft.text, filename=ft.path)
     except (SyntaxError, ValueError, RecursionError, MemoryError):

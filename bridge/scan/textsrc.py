@@ -132,6 +132,8 @@ def _adjacent_variables(text: str, end: int) -> dict[str, Any] | None:
 
 def _from_literals(ft: FileText, literals: Iterator[Literal], context: str, js: bool) -> list[Candidate]:
     found: list[Candidate] = []
+    if MUTATION_FIELD not in ft.text:
+        return found
     for start, end, parts in literals:
         if any(isinstance(p, str) and MUTATION_FIELD in p for p in parts):
             variables = _adjacent_variables(ft.text, end) if js else None

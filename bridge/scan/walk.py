@@ -53,6 +53,8 @@ for _lang in ("sh", "bash", "shell", "console", "zsh", "curl", ""):
 def scan_markdown(ft: FileText) -> list[Candidate]:
     """Code in fenced blocks only: prose that mentions ``saveEndpoint`` is not a finding."""
     found: list[Candidate] = []
+    if not any(word in ft.text for word in ("saveEndpoint", "create_endpoint", "gpuIds", "locations", "-fb")):
+        return found
     for lang, start, end in fences(ft.text):
         reader = _FENCE_READERS.get(lang)
         if reader is None:
