@@ -468,3 +468,14 @@ def test_json_with_tabs_is_read_at_the_right_place(tmp_path: Path) -> None:
     """Tabs between JSON tokens (which YAML refuses) do not stop the reader or move the position."""
     f = one(scan_text(tmp_path, "t.json", '{\n\t"config": {\n\t\t"gpuIds": "AMPERE_16"\n\t}\n}\n'))
     assert (f.line, f.column) == (3, 3)
+
+
+def test_python_percent_formatting(tmp_path: Path) -> None:
+    f = one(
+        scan_text(
+            tmp_path,
+            "a.py",
+            'q = "mutation { saveEndpoint(input: {gpuIds: \\"%s\\", workersMax: 2, name: \\"100%%\\"}) { id } }" % p\n',
+        )
+    )
+    assert f.not_static == {"gpuIds": "{%s}"} and f.legacy == {"name": "100%", "workersMax": 2}

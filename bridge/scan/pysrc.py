@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 import string
 from typing import Any
 
@@ -41,6 +42,7 @@ _DEFAULTS: dict[str, Any] = {
     "workers_max": 3,
     "gpu_count": 1,
 }
+_PERCENT = re.compile(r"%%|%(\([^)]*\))?[-#0 +]*(\*|\d+)?(\.(\*|\d+))?[diouxXeEfFgGcrsa]")
 _VARIABLE_KEYWORDS = ("variables", "variable_values", "variableValues")
 
 
@@ -61,6 +63,19 @@ def _parts(node: ast.expr, text: str) -> list[str | Dyn] | None:
         if left is None and right is None:
             return None
         return [*(left or [Dyn(ast.unparse(node.left))]), *(right or [Dyn(ast.unparse(node.right))])]
+    if (
+        isinstance(node, ast.BinOp)
+        and isinstance(node.op, ast.Mod)
+        and isinstance(node.left, ast.Constant)
+        and isinstance(node.left.value, str)
+    ):
+        pieces: list[str | Dyn] = []
+        last = 0
+        for match in _PERCENT.finditer(node.left.value):
+            pieces.append(node.left.value[last : match.start()])
+            pieces.append("%" if match.group() == "%%" else Dyn(match.group()))
+            last = match.end()
+        return [*pieces, node.left.value[last:]]
     if (
         isinstance(node, ast.Call)
         and isinstance(node.func, ast.Attribute)
