@@ -24,6 +24,7 @@ _COMMANDS: dict[str, tuple[str, str, str]] = {
     "apply": ("bridge.cli.apply", "apply", "Send the bodies of an exported plan."),
     "migrate": ("bridge.cli.apply", "migrate", "One shot: fetch, plan, confirm, apply, verify."),
     "rollback": ("bridge.cli.apply", "rollback", "Put back the REST fields a migration changed."),
+    "scan": ("bridge.cli.scan", "scan", "Find legacy endpoint configuration in code and translate it."),
     "emulator": ("bridge.cli.emulator", "emulator", "Serve a local stand-in for the RunPod APIs."),
 }
 
