@@ -184,6 +184,6 @@ def load_backup(path: str | Path) -> Backup:
             )
         )
     target = doc.get("target")
-    if target not in TARGETS:
+    if not isinstance(target, str) or target not in TARGETS:
         raise SnapshotError(f"{path}: target: expected {' or '.join(TARGETS)}")
     return Backup(target=target, created_at=str(doc.get("created_at", "")), entries=entries, path=path)

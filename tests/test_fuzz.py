@@ -477,3 +477,16 @@ def test_export_with_an_unsafe_endpoint_id_writes_nothing(tmp_path: Path) -> Non
     result = cli(["export", "--from", str(snap), "--out", str(tmp_path / "exp")], tmp_path)
     assert_clean_exit(result, {2}, "../evil")
     no_leftovers(tmp_path, tmp_path / "exp")
+
+
+@pytest.mark.parametrize("target", [[], {}, 1, None, "v3", ["v1"]])
+def test_backup_target_of_any_type_is_one_input_error(tmp_path: Path, target: object) -> None:
+    """A backup whose target is not a known name (a list, an object, a number) is an input error naming the file."""
+    from bridge.errors import SnapshotError
+    from bridge.journal import load_backup
+
+    path = tmp_path / "backup.json"
+    doc = {"format": "bridge-backup", "format_version": 1, "target": target, "created_at": "x", "endpoints": []}
+    path.write_text(json.dumps(doc))
+    with pytest.raises(SnapshotError, match=r"backup\.json: target"):
+        load_backup(path)
