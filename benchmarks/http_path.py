@@ -117,6 +117,35 @@ class _HttpxAiohttp(_Httpx):
         super().__init__(key, concurrency, transport=_aiohttp_transport(concurrency))
 
 
+class _TransportOnly:
+    """httpx's Request and Response over the aiohttp transport, without ``AsyncClient`` (its URL merging,
+    auth and redirect flow, cookies and hooks): what a session layer that calls the transport itself costs."""
+
+    name = "httpx Request + httpx-aiohttp, no AsyncClient"
+
+    def __init__(self, key: str, concurrency: int) -> None:
+        import httpx
+
+        self.httpx = httpx
+        self.transport = _aiohttp_transport(concurrency)
+        self.headers = {"Authorization": f"Bearer {key}", "Accept": "application/json"}
+        self.timeout = httpx.Timeout(30.0, connect=10.0).as_dict()
+
+    async def fetch(self, url: str) -> Any:
+        request = self.httpx.Request("GET", url, headers=self.headers, extensions={"timeout": self.timeout})
+        response = await self.transport.handle_async_request(request)
+        try:
+            await response.aread()
+        finally:
+            await response.aclose()
+        if response.status_code != 200:
+            raise RuntimeError(f"GET {url}: HTTP {response.status_code}")
+        return json.loads(response.content)
+
+    async def aclose(self) -> None:
+        await self.transport.aclose()
+
+
 class _Bridge:
     name = "bridge Http"
 
@@ -141,7 +170,74 @@ class _BridgeAiohttp(_Bridge):
         super().__init__(key, concurrency, transport=_aiohttp_transport(concurrency + 4))
 
 
-PATHS: tuple[type[Any], ...] = (_Aiohttp, _Httpx, _HttpxAiohttp, _Bridge, _BridgeAiohttp)
+def _direct_http(key: str, concurrency: int) -> Any:
+    """A prototype of the session layer issue 17 asks for: bridge's ``Http`` (the same ``request``: pacing,
+    retries, counters, errors) whose ``_send`` builds the ``httpx.Request`` itself and hands it to the
+    ``AiohttpTransport`` (any ``httpx.AsyncBaseTransport``: ``MockTransport`` in unit tests), without
+    ``AsyncClient``; one pool, and ``asyncio.timeout`` rather than ``wait_for`` (no task per request)."""
+    import httpx
+
+    from bridge.config import Settings
+    from bridge.rest import DEADLINE_FACTOR, USER_AGENT, Http
+
+    class DirectHttp(Http):
+        def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport) -> None:
+            super().__init__(settings, transport=transport)
+            self.transport = transport
+            self.headers = httpx.Headers(
+                {"Authorization": f"Bearer {settings.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"}
+            )
+            self.timeouts = httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout)).as_dict()
+
+        async def _send(
+            self, method: str, url: str, json_body: Any, params: Any
+        ) -> tuple[httpx.Response | None, httpx.TransportError | None]:
+            async with self.pacer.slot():
+                self.counters.requests += 1
+                request = httpx.Request(
+                    method, url, params=params, json=json_body, headers=self.headers,
+                    extensions={"timeout": self.timeouts},
+                )  # fmt: skip
+                deadline = self.settings.timeout * DEADLINE_FACTOR
+                try:
+                    async with asyncio.timeout(deadline):
+                        response = await self.transport.handle_async_request(request)
+                        try:
+                            await response.aread()
+                        finally:
+                            await response.aclose()
+                except httpx.TransportError as exc:
+                    return None, exc
+                except TimeoutError:
+                    return None, httpx.ReadTimeout(f"no complete answer within {deadline:.0f} s")
+                response.request = request
+                self.counters.by_status[response.status_code] += 1
+                self.pacer.on_answer(response.status_code, response.headers)
+                return response, None
+
+    return DirectHttp(Settings(api_key=key, concurrency=concurrency), _aiohttp_transport(concurrency + 4))
+
+
+class _BridgeDirect(_Bridge):
+    name = "bridge Http, transport called directly (prototype)"
+
+    def __init__(self, key: str, concurrency: int) -> None:
+        self.http = _direct_http(key, concurrency)
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+        await self.http.transport.aclose()
+
+
+PATHS: tuple[type[Any], ...] = (
+    _Aiohttp,
+    _Httpx,
+    _HttpxAiohttp,
+    _TransportOnly,
+    _Bridge,
+    _BridgeAiohttp,
+    _BridgeDirect,
+)
 NAMES = tuple(p.name for p in PATHS)
 
 
