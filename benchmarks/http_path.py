@@ -174,7 +174,8 @@ def _direct_http(key: str, concurrency: int) -> Any:
     """A prototype of the session layer issue 17 asks for: bridge's ``Http`` (the same ``request``: pacing,
     retries, counters, errors) whose ``_send`` builds the ``httpx.Request`` itself and hands it to the
     ``AiohttpTransport`` (any ``httpx.AsyncBaseTransport``: ``MockTransport`` in unit tests), without
-    ``AsyncClient``; one pool, and ``asyncio.timeout`` rather than ``wait_for`` (no task per request)."""
+    ``AsyncClient``; one pool, and ``asyncio.timeout`` rather than ``wait_for`` (no task per request). The
+    transport is ``bridge.aiohttp_transport.Transport``, httpx-aiohttp's with bridge's error mapping."""
     import httpx
 
     from bridge.config import Settings
@@ -215,7 +216,10 @@ def _direct_http(key: str, concurrency: int) -> Any:
                 self.pacer.on_answer(response.status_code, response.headers)
                 return response, None
 
-    return DirectHttp(Settings(api_key=key, concurrency=concurrency), _aiohttp_transport(concurrency + 4))
+    from bridge.aiohttp_transport import Transport
+
+    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+    return DirectHttp(Settings(api_key=key, concurrency=concurrency), Transport(limits=limits))
 
 
 class _BridgeDirect(_Bridge):
