@@ -1,4 +1,4 @@
-"""bridge.aiohttp_transport: httpx over aiohttp, against the emulator over real sockets, with the errors that
+"""bridge.http.transport: httpx over aiohttp, against the emulator over real sockets, with the errors that
 decide whether a write may be sent again."""
 
 from __future__ import annotations
@@ -12,12 +12,13 @@ import aiohttp
 import httpx
 import pytest
 
-from bridge.aiohttp_transport import Transport, map_error
+from bridge.http.transport import Transport, map_error
 from bridge.config import Settings
 from bridge.emulator import Emulator
 from bridge.emulator.faults import Faults
 from bridge.errors import ApiError
-from bridge.rest import Http, RetryPolicy, WriteOutcomeUnknown
+from bridge.errors import WriteOutcomeUnknown
+from bridge.http import Http, RetryPolicy
 from tests.conftest import EMULATOR_KEY
 from tests.helpers import VirtualTime
 
