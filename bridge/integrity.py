@@ -21,7 +21,7 @@ from bridge.errors import SnapshotError
 from bridge.redact import REDACTED
 
 if TYPE_CHECKING:
-    from bridge.models import Plan
+    from bridge.models import EndpointPlan, Plan
 
 __all__ = [
     "DIGEST_FIELD",
@@ -62,20 +62,25 @@ def check_document(doc: Mapping[str, Any], where: str | Path, *, kind: str, forc
         raise _refuse(where, "edited since bridge wrote it (its digest does not match its content)", kind)
 
 
+def _canonical(value: Any) -> bytes:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", errors="surrogatepass")
+
+
 class PlanDigest:
     """The digest of a plan, fed one endpoint at a time as a renderer streams it (see :func:`check_plan`).
 
-    It covers the plan's own fields and each endpoint's JSON as pydantic writes it, so the same plan loaded
-    back (whatever the layout of the file) has the same digest, and any change of a value does not.
+    It covers the plan's own fields and every endpoint, as canonical JSON (keys sorted), so the same plan
+    loaded back has the same digest whatever the file's layout or key order, and any change of a value does not.
     """
 
     def __init__(self, plan: Plan) -> None:
-        head = plan.model_copy(update={"endpoints": [], "digest": None}).model_dump_json(by_alias=True)
-        self._hash = hashlib.sha256(head.encode("utf-8", errors="surrogatepass"))
+        head = plan.model_copy(update={"endpoints": [], "digest": None}).model_dump(mode="json", by_alias=True)
+        self._hash = hashlib.sha256(_canonical(head))
 
-    def add(self, endpoint_json: str) -> None:
-        """Add one endpoint, as ``EndpointPlan.model_dump_json(indent=2, by_alias=True)`` writes it."""
-        self._hash.update(b"\0" + endpoint_json.encode("utf-8", errors="surrogatepass"))
+    def add(self, endpoint: EndpointPlan) -> None:
+        """Add the next endpoint."""
+        self._hash.update(b"\0" + _canonical(endpoint.model_dump(mode="json", by_alias=True)))
 
     def hexdigest(self) -> str:
         """Return ``sha256:<hex>``."""
@@ -86,7 +91,7 @@ class PlanDigest:
         """The digest of a whole plan."""
         digest = cls(plan)
         for ep in plan.endpoints:
-            digest.add(ep.model_dump_json(indent=2, by_alias=True))
+            digest.add(ep)
         return digest.hexdigest()
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,7 +79,8 @@ class Journal:
         try:
             private_dir(self.path.parent)
             self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-            os.chmod(self.path, 0o600)
+            if stat.S_ISREG(os.fstat(self._fd).st_mode):  # never change a device's mode (/dev/full, as root)
+                os.fchmod(self._fd, 0o600)
         except OSError as exc:
             raise BridgeError(
                 f"{self.path}: cannot write the journal ({exc.strerror or exc}): nothing was sent"

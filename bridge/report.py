@@ -110,7 +110,7 @@ def render_json(plan: Plan, fh: TextIO) -> None:
     with paused_gc():
         for ep in plan.endpoints:
             text = ep.model_dump_json(indent=2, by_alias=True)
-            digest.add(text)
+            digest.add(ep)
             # A JSON text has no raw newline inside strings: indenting every line nests the endpoint one level.
             w(separator + text.replace("\n", "\n    "))
             separator = ",\n    "
