@@ -57,6 +57,8 @@ _RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufef
 
 def _json_controls(text: str) -> str:
     """Write those as ``\\uXXXX`` escapes: the same JSON value, harmless on a terminal."""
+    if text.isascii() and "\x7f" not in text:  # the common case, checked at C speed
+        return text
     return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 
