@@ -115,3 +115,41 @@ def test_safe_message_escapes_terminal_sequences() -> None:
     assert "\\x1b]0;owned\\x07" in line and "\\u202e" in line and "\\x0a" in line
     assert escape_control("a\x1bb\nc", keep_newlines=True) == "a\\x1bb\nc"
     assert escape_control("plain – ü 日本") == "plain – ü 日本"
+
+
+def test_a_run_keeps_the_key_out_of_backup_and_journal(tmp_path: object) -> None:
+    """The key in REST fields bridge does not redact by name (args, a start command, an error) stays out of
+    every state file of a run, whatever its piece or encoding."""
+    import asyncio
+    from pathlib import Path
+    from typing import Any
+
+    from bridge.apply import WorkItem, run_items
+    from bridge.target import get_target
+
+    key = KEYS[0]
+    state: dict[str, Any] = {
+        "id": "ep1",
+        "name": "old",
+        "args": f"python serve.py --api-key {key}",
+        "dockerStartCmd": ["--token", key[4:30]],
+        "template": {"startCommand": "curl -H 'x: " + quote(key, safe="") + "'"},
+    }
+
+    class Api:
+        async def get_endpoint(self, endpoint_id: str) -> dict[str, Any]:
+            return dict(state)
+
+        async def send_update(self, endpoint_id: str, body: Any) -> dict[str, Any]:
+            state.update(body)
+            return dict(state)
+
+    item = WorkItem(id="ep1", body={"name": f"new {key[:12]}"})
+    result = asyncio.run(
+        run_items(Api(), get_target("v1"), [item], state_dir=Path(str(tmp_path)), secrets=[key])  # type: ignore[arg-type]
+    )
+    assert result.backup_path is not None
+    for path in Path(str(tmp_path)).iterdir():
+        text = path.read_text()
+        assert not _leaks(text, key) and not _leaks(unquote(text), key), path
+    assert REDACTED in result.backup_path.read_text()
