@@ -10,6 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bridge.errors import InputError, MissingKeyError
+from bridge.redact import escape_control
 
 __all__ = ["DEFAULT_GRAPHQL_URL", "DEFAULT_REST_URL", "DEFAULT_REST_V2_URL", "Settings", "is_loopback"]
 
@@ -121,7 +122,11 @@ def is_loopback(host: str) -> bool:
 def _url(name: str, value: str | None, default: str) -> str:
     """Check a base URL. It is never echoed whole: RunPod's docs put the key in ``?api_key=``."""
     url = (value or default).strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise InputError(f"{name} (or its option): not a valid URL (its host or port cannot be read)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"{name} (or its option): not an http(s) URL with a host")
     if parts.query or parts.fragment or parts.username or parts.password:
@@ -131,7 +136,7 @@ def _url(name: str, value: str | None, default: str) -> str:
         )
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise InputError(
-            f"{name} (or its option): plain http:// to {parts.hostname} would send the API key in cleartext; "
-            "use https:// (http:// is allowed only to this machine: localhost, 127.0.0.1, ::1)"
+            f"{name} (or its option): plain http:// to {escape_control(parts.hostname)} would send the API key "
+            "in cleartext; use https:// (http:// is allowed only to this machine: localhost, 127.0.0.1, ::1)"
         )
     return url

@@ -50,7 +50,11 @@ def _bypassed(host: str, port: int, no_proxy: str) -> bool:
 
 
 def _check_proxy(variable: str, proxy: str) -> str:
-    parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+    try:
+        parts = urlsplit(proxy if "://" in proxy else "http://" + proxy)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError:
+        parts = urlsplit("")
     if parts.scheme not in _SCHEMES or not parts.hostname:
         raise InputError(f"{variable}: not a proxy URL bridge can use (http://, https://, socks5:// with a host)")
     if parts.scheme.startswith("socks") and importlib.util.find_spec("socksio") is None:
@@ -77,7 +81,10 @@ def env_proxies(urls: Iterable[str], environ: Mapping[str, str] | None = None) -
         parts = urlsplit(url)
         if parts.scheme != "https" or not parts.hostname:
             continue
-        host, port = parts.hostname.lower(), parts.port or 443
+        try:
+            host, port = parts.hostname.lower(), parts.port or 443
+        except ValueError:  # not a URL Settings accepts: nothing to proxy
+            continue
         if not _bypassed(host, port, no_proxy):
             shown = f"[{host}]" if ":" in host else host
             result[f"https://{shown}" + (f":{port}" if port != 443 else "")] = _check_proxy(variable, proxy)

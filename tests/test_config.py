@@ -137,3 +137,13 @@ def test_key_file_through_a_symlink_is_read(tmp_path: Path) -> None:
     link = tmp_path / "link"
     link.symlink_to(real)
     assert Settings.resolve(api_key_file=link, environ={}).api_key == KEY
+
+
+@pytest.mark.parametrize(
+    "url", ["http://a\x1b[31mb/v1", "https://host:99999/v1", "https://host:port/v1", "http://[::1/v1", "https://h]/v1"]
+)
+def test_malformed_url_is_one_line(url: str) -> None:
+    """A URL whose host or port cannot be read is an input error naming the variable, not a ValueError."""
+    with pytest.raises(InputError, match="RUNPOD_REST_URL") as info:
+        Settings.resolve(environ={"RUNPOD_API_KEY": KEY, "RUNPOD_REST_URL": url})
+    assert "\x1b" not in str(info.value)

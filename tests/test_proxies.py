@@ -149,3 +149,10 @@ def test_https_goes_through_connect_with_the_key_inside_the_tunnel(recorder: _Re
     assert len(recorder.seen) == 1
     assert recorder.seen[0].startswith(b"CONNECT rest.runpod.invalid:443 ")
     assert b"SECRET-KEY" not in recorder.seen[0] and b"Authorization" not in recorder.seen[0]
+
+
+@pytest.mark.parametrize("proxy", ["http://p:99999", "http://[::1:3128", "http://p:port"])
+def test_malformed_proxy_is_one_line(proxy: str) -> None:
+    """A proxy whose port or host cannot be read is named by its variable, not a ValueError."""
+    with pytest.raises(InputError, match="ALL_PROXY: not a proxy URL"):
+        env_proxies(URLS, {"ALL_PROXY": proxy})
