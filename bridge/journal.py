@@ -20,7 +20,17 @@ from bridge.files import private_dir, write_private
 from bridge.integrity import DIGEST_FIELD, check_document, document_digest
 from bridge.redact import Scrubber, redact_endpoint, redact_text
 
-__all__ = ["Backup", "BackupEntry", "Journal", "StateLock", "load_backup", "read_journal", "write_backup"]
+__all__ = [
+    "Backup",
+    "BackupEntry",
+    "Journal",
+    "StateLock",
+    "fields_written",
+    "journal_of",
+    "load_backup",
+    "read_journal",
+    "write_backup",
+]
 
 BACKUP_FORMAT = "bridge-backup"
 
@@ -126,6 +136,32 @@ def read_journal(path: str | Path) -> Iterator[dict[str, Any]]:
             if not line.endswith("\n"):
                 return
             yield json.loads(line)
+
+
+def journal_of(backup_path: str | Path) -> Path:
+    """The journal of the run that wrote ``backup-<time>.json``: ``journal-<time>.jsonl`` beside it."""
+    path = Path(backup_path)
+    return path.with_name(path.name.replace("backup-", "journal-", 1)).with_suffix(".jsonl")
+
+
+def fields_written(journal_path: str | Path) -> dict[str, set[str]]:
+    """For each endpoint, the body fields the run's journal shows it sent (its ``attempt`` lines).
+
+    ``rollback`` puts back only these: a field a backup names but no write of that run carried was never
+    changed by it. A journal that cannot be read is an input error naming it.
+    """
+    written: dict[str, set[str]] = {}
+    try:
+        for event in read_journal(journal_path):
+            body = event.get("body") if isinstance(event, Mapping) else None
+            endpoint = event.get("endpoint") if isinstance(event, Mapping) else None
+            if event.get("event") == "attempt" and isinstance(endpoint, str) and isinstance(body, Mapping):
+                written.setdefault(endpoint, set()).update(body)
+    except OSError as exc:
+        raise SnapshotError(f"{journal_path}: cannot read the run's journal: {exc.strerror or exc}") from None
+    except (ValueError, AttributeError):
+        raise SnapshotError(f"{journal_path}: not a bridge journal (a line is not a JSON object)") from None
+    return written
 
 
 @dataclass(frozen=True)

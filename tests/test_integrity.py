@@ -140,3 +140,26 @@ def test_backup_holds_no_piece_of_the_key_in_any_field(tmp_path: Path, field: An
     for i in range(len(KEY) - 7):
         assert KEY[i : i + 8] not in text
     assert load_backup(path).entries[0].id == "ep1"
+
+
+def test_journal_shows_which_fields_a_run_wrote(tmp_path: Path) -> None:
+    """fields_written reads the attempt lines of a run's journal (skipping a torn last line); journal_of finds it."""
+    from bridge.journal import Journal, fields_written, journal_of
+
+    backup = tmp_path / "backup-20261130T100000.000001Z.json"
+    journal = journal_of(backup)
+    assert journal == tmp_path / "journal-20261130T100000.000001Z.jsonl"
+    with Journal(journal) as j:
+        j.record("run-start")
+        j.record("attempt", endpoint="e1", attempt=1, body={"name": "a", "workersMax": 2})
+        j.record("attempt", endpoint="e1", attempt=2, body={"name": "a", "flashboot": True})
+        j.record("attempt", endpoint="e2", attempt=1, body={"gpuTypeIds": ["x"]})
+        j.record("outcome", endpoint="e3", status="unchanged")
+    with journal.open("a") as fh:
+        fh.write('{"event": "attempt", "endpoint": "e3", "body": {"torn"')
+    assert fields_written(journal) == {"e1": {"name", "workersMax", "flashboot"}, "e2": {"gpuTypeIds"}}
+    with pytest.raises(SnapshotError, match="cannot read the run's journal"):
+        fields_written(tmp_path / "missing.jsonl")
+    (tmp_path / "bad.jsonl").write_text("[1, 2]\n")
+    with pytest.raises(SnapshotError, match=r"bad\.jsonl: not a bridge journal"):
+        fields_written(tmp_path / "bad.jsonl")
