@@ -12,13 +12,12 @@ import aiohttp
 import httpx
 import pytest
 
-from bridge.http.transport import Transport, map_error
 from bridge.config import Settings
 from bridge.emulator import Emulator
 from bridge.emulator.faults import Faults
-from bridge.errors import ApiError
-from bridge.errors import WriteOutcomeUnknown
+from bridge.errors import ApiError, WriteOutcomeUnknown
 from bridge.http import Http, RetryPolicy
+from bridge.http.transport import Transport, map_error
 from tests.conftest import EMULATOR_KEY
 from tests.helpers import VirtualTime
 
