@@ -7,8 +7,8 @@ host, the key then travelling inside the TLS tunnel (``CONNECT``); an ``http://`
 :mod:`bridge.config`) always goes direct. A SOCKS proxy needs httpx's ``socks`` extra: without it, one line
 says so instead of an ``ImportError``.
 
-The HTTP session uses it as ``httpx.AsyncClient(**network_options(urls, limits=...), ...)`` when no test
-transport is given: a given ``transport`` turns httpx's own environment proxies off.
+The HTTP session resolves the proxies once, when it is opened (:func:`bridge.http.transport.session_transport`),
+and sends over aiohttp's pool, which reads no proxy variable itself (``trust_env`` off).
 """
 
 from __future__ import annotations
@@ -94,14 +94,12 @@ def env_proxies(urls: Iterable[str], environ: Mapping[str, str] | None = None) -
 def network_options(
     urls: Iterable[str], *, environ: Mapping[str, str] | None = None, **transport: Any
 ) -> dict[str, Any]:
-    """Keyword arguments for ``httpx.AsyncClient``: a direct ``transport`` and a proxied ``mounts`` entry per
-    ``https://`` origin that has a proxy. ``transport`` options (``limits``, ``verify``...) go to each."""
+    """Keyword arguments for an ``httpx.AsyncClient`` that sends like a bridge run: the run's transport
+    (:func:`bridge.http.transport.session_transport`: direct, and proxied for each ``https://`` origin that
+    has a proxy). ``transport`` options: ``limits``."""
     import httpx
 
-    return {
-        "transport": httpx.AsyncHTTPTransport(**transport),
-        "mounts": {
-            origin: httpx.AsyncHTTPTransport(proxy=proxy, **transport)
-            for origin, proxy in env_proxies(urls, environ).items()
-        },
-    }
+    from bridge.http.transport import session_transport
+
+    limits = transport.get("limits") or httpx.Limits(max_connections=20, max_keepalive_connections=20)
+    return {"transport": session_transport(urls, limits=limits, environ=environ)}

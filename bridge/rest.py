@@ -17,7 +17,7 @@ import httpx
 
 from bridge.config import Settings
 from bridge.errors import ApiError
-from bridge.http import Counters, Http, RetryPolicy, clip
+from bridge.http import Counters, Http, RetryPolicy
 from bridge.targets import RestTarget, get_target
 
 __all__ = ["RestClient", "open_rest"]
@@ -72,7 +72,9 @@ class RestClient:
             if not cursor:
                 return endpoints
             if cursor in seen:
-                raise self.http.fail(ApiError(f"GET {url}: the server repeated page cursor {clip(cursor, 80)!r}"))
+                raise self.http.fail(
+                    ApiError(f"GET {url}: the server repeated page cursor {self.http.quote(cursor, 80)!r}")
+                )
             # A next page after a page with no endpoint could go on for ever: a broken server, not an account.
             if not page:
                 raise self.http.fail(ApiError(f"GET {url}: the server gave a next cursor after an empty page"))
@@ -98,7 +100,7 @@ class RestClient:
         # An answer that is not this endpoint (a proxy's JSON, another endpoint) must never pass for its state.
         if doc.get("id") != endpoint_id:
             got = doc.get("id")
-            what = f"endpoint {clip(str(got), 60)!r}" if got is not None else "an object without an id"
+            what = f"endpoint {self.http.quote(str(got), 60)!r}" if got is not None else "an object without an id"
             raise self.http.fail(ApiError(f"GET {url}: expected endpoint {endpoint_id!r}, the answer is {what}"))
         return dict(doc)
 

@@ -112,10 +112,10 @@ class _PacedTransport(HTTPXAsyncTransport):
         self._texts[id(document)] = text
 
     async def connect(self) -> None:
-        self.client = self._http.client  # shared: the Http that owns it closes it
+        pass  # every request goes through the run's Http (its transport), which the run closes
 
     async def close(self) -> None:
-        self.client = None
+        pass
 
     async def execute(
         self,

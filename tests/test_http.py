@@ -194,13 +194,15 @@ def test_pacer_aimd() -> None:
 
 
 def test_pacer_follows_rate_limit_policy_and_remaining() -> None:
-    """RateLimit-Policy caps the send rate below the quota; RateLimit with nothing left pauses until the reset."""
+    """RateLimit-Policy and RateLimit are read into windows; RateLimit with nothing left pauses until the reset."""
     vt = VirtualTime()
     pacer = Pacer(8, clock=vt.clock, sleep=vt.sleep)
     pacer.on_answer(
         200, {"ratelimit-policy": '"second";q=50;w=1, "hour";q=36000;w=3600', "ratelimit": '"second";r=10;t=1'}
     )
-    assert pacer.policy_rate == pytest.approx(9.5)
+    status = {w.name: w for w in pacer.quota_status()}
+    assert status["second"].limit == 50 and status["second"].remaining == 10 and status["second"].reset == 1
+    assert status["hour"].limit == 36000 and status["hour"].remaining == 36000 and status["hour"].seconds == 3600
     pacer.on_answer(200, {"ratelimit": '"minute";r=0;t=12'})
 
     async def enter() -> None:
@@ -310,7 +312,7 @@ def test_http_closes_its_client() -> None:
             pass
         return http
 
-    assert asyncio.run(main()).client.is_closed
+    assert asyncio.run(main()).is_closed
 
 
 def test_gzipped_error_answer_echoing_the_key_is_scrubbed_not_a_crash() -> None:

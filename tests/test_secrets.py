@@ -117,7 +117,8 @@ def emulator_urls(scan: Scan, emu: Emulator) -> None:
         headers = {k: v for k, v in entry["headers"].items() if k.lower() != "authorization"}
         scan.add("emulator headers", json.dumps(headers))
         scan.add("emulator body", entry["body"])
-        assert entry["headers"].get("Authorization") == f"Bearer {KEY}"
+        sent = {k.lower(): v for k, v in entry["headers"].items()}  # header names are case-insensitive
+        assert sent.get("authorization") == f"Bearer {KEY}"
 
 
 def assert_private(root: Path) -> None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Literal
 
 import httpx
@@ -17,12 +17,16 @@ from bridge import __version__
 from bridge.errors import ApiError, AuthError, NotFoundError, RateLimitedError, RetiredError
 from bridge.models import Target
 
-__all__ = ["USER_AGENT", "Api", "clip", "error_for", "html_reason", "is_html", "server_reason"]
+__all__ = ["USER_AGENT", "Api", "Quote", "clip", "error_for", "html_reason", "is_html", "server_reason"]
 
 USER_AGENT = f"bridge/{__version__} (runpod-bridge; python-httpx/{httpx.__version__})"
 
 Api = Target | Literal["graphql"]
 """Which API answered: a REST target (its name) or the legacy GraphQL API."""
+
+Quote = Callable[[str, int], str]
+"""Makes text from an answer safe to print: decode, scrub the key, escape controls, then clip
+(:meth:`bridge.http.Http.quote`, :func:`bridge.redact.safe_message`)."""
 
 
 def _phrase(status: int) -> str:
@@ -46,6 +50,17 @@ def clip(text: str, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _safe(text: str, limit: int) -> str:
+    from bridge.redact import safe_message
+
+    return safe_message(text, (), limit)
+
+
+def _one_line(quote: Quote, text: str, limit: int = 300) -> str:
+    """Whitespace folded, then ``quote`` (which clips last: a clip must never cut a key before the scrub)."""
+    return quote(_SPACE.sub(" ", text).strip(), limit)
+
+
 def is_html(response: httpx.Response) -> bool:
     """Tell whether an answer is an HTML page (a proxy, Cloudflare or a portal), not an API answer."""
     if "html" in response.headers.get("content-type", "").lower():
@@ -59,10 +74,10 @@ def _cloudflare(response: httpx.Response) -> bool:
     return "cloudflare" in server or "cf-ray" in response.headers or b"cloudflare" in response.content[:20000].lower()
 
 
-def html_reason(response: httpx.Response) -> str:
+def html_reason(response: httpx.Response, quote: Quote = _safe) -> str:
     text = response.text
     match = _TITLE.search(text) or _H1.search(text)
-    title = clip(_TAGS.sub(" ", match.group(1)), 120) if match else ""
+    title = _one_line(quote, _TAGS.sub(" ", match.group(1)), 120) if match else ""
     who = "Cloudflare" if _cloudflare(response) else "a proxy or gateway"
     named = f' "{title}"' if title else ""
     return f"an HTML page{named} from {who}, not an answer of the RunPod API"
@@ -75,15 +90,16 @@ def _cloudflare_ua_block(response: httpx.Response) -> bool:
     return b"1010" in body
 
 
-def server_reason(response: httpx.Response) -> str:
-    """The server's own explanation of an error answer, in one line (v1, v2 problem+json, GraphQL, HTML)."""
+def server_reason(response: httpx.Response, quote: Quote = _safe) -> str:
+    """The server's own explanation of an error answer, in one line (v1, v2 problem+json, GraphQL, HTML),
+    decoded, scrubbed, escaped and clipped by ``quote``, in that order."""
     if is_html(response):
-        return html_reason(response)
+        return html_reason(response, quote)
     try:
         doc = json.loads(response.content)
     except (ValueError, UnicodeDecodeError, RecursionError):
-        text = response.text.strip()
-        return clip(text.splitlines()[0]) if text else ""
+        text = response.content.decode("utf-8", errors="replace").strip()
+        return _one_line(quote, text.splitlines()[0]) if text else ""
     if isinstance(doc, Mapping):
         parts: list[str] = []
         for key in ("detail", "error", "message"):
@@ -100,8 +116,8 @@ def server_reason(response: httpx.Response) -> str:
                     parts.append(item)
                 elif isinstance(item, Mapping) and isinstance(item.get("message"), str):
                     parts.append(item["message"])
-        return clip("; ".join(parts)) if parts else clip(_dump(doc))
-    return clip(_dump(doc))
+        return _one_line(quote, "; ".join(parts) if parts else _dump(doc))
+    return _one_line(quote, _dump(doc))
 
 
 def _dump(doc: Any) -> str:
@@ -111,11 +127,12 @@ def _dump(doc: Any) -> str:
         return "(a JSON answer nested too deeply to quote)"
 
 
-def error_for(method: str, url: str, response: httpx.Response, api: Api) -> ApiError:
-    """Build the typed error for an answer bridge will not (or no longer) retry."""
+def error_for(method: str, url: str, response: httpx.Response, api: Api, *, quote: Quote = _safe) -> ApiError:
+    """Build the typed error for an answer bridge will not (or no longer) retry; ``quote`` makes the server's
+    reason safe to print (by default without a key to scrub)."""
     status = response.status_code
     where = f"{method} {url}"
-    reason = server_reason(response)
+    reason = server_reason(response, quote)
     suffix = f": {reason}" if reason else ""
     if _cloudflare_ua_block(response):
         blocked = ApiError(

@@ -1,4 +1,10 @@
-"""Pacing shared by every request of a run: bounded concurrency, pauses after 429, AIMD, RateLimit headers."""
+"""Pacing shared by every request of a run: bounded concurrency, pauses after 429, AIMD, RateLimit headers.
+
+A quota announced in windows (``RateLimit-Policy: "minute";q=60;w=60, "hour";q=3000;w=3600, ...``) is spent,
+not averaged: requests go as fast as the concurrency allows while every window has quota left, and wait for a
+window's reset only when it has none. Averaging over the tightest window (the day's 50,000 / 86,400 s =
+0.58 req/s) would make a run that fits in the minute's and the hour's quota take several times longer.
+"""
 
 from __future__ import annotations
 
@@ -8,8 +14,9 @@ import time
 from collections import deque
 from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 
-__all__ = ["Pacer", "parse_rate_limit"]
+__all__ = ["Pacer", "QuotaWindow", "parse_rate_limit"]
 
 
 def parse_rate_limit(value: str | None) -> dict[str, dict[str, float]]:
@@ -40,6 +47,56 @@ def parse_rate_limit(value: str | None) -> dict[str, dict[str, float]]:
     return out
 
 
+@dataclass(frozen=True)
+class QuotaWindow:
+    """One rate-limit window as the server last announced it (:meth:`Pacer.quota_status`)."""
+
+    name: str
+    limit: int | None  # requests per window (``q``); None when only ``RateLimit`` named the window
+    seconds: float | None  # the window's length (``w``)
+    remaining: int | None  # requests left in the current window, less those sent since; None if never said
+    reset: float | None  # seconds until the window starts again
+
+
+class _Window:
+    """What is known of one window: the policy (q, w), the last remaining/reset, and our sends since."""
+
+    __slots__ = ("limit", "remaining", "reset_at", "seconds", "sent")
+
+    def __init__(self) -> None:
+        self.limit: float | None = None
+        self.seconds: float | None = None
+        self.remaining: float | None = None  # from the server's last RateLimit, less sends since
+        self.reset_at: float | None = None
+        self.sent: deque[float] = deque()  # our sends in the last ``seconds`` (when the server gives no r)
+
+    def left(self, now: float) -> float | None:
+        """Requests this window still allows now (None: no limit known)."""
+        if self.reset_at is not None and now >= self.reset_at:
+            # The window started again: the full quota, less what was sent since it did.
+            started = self.reset_at
+            if self.limit is not None and self.seconds is not None:
+                self.remaining = self.limit - sum(1 for t in self.sent if t >= started)
+                self.reset_at = started + self.seconds * math.ceil((now - started + 1e-9) / self.seconds)
+            else:
+                self.remaining, self.reset_at = None, None
+        if self.remaining is not None:
+            return self.remaining
+        if self.limit is None or self.seconds is None:
+            return None
+        while self.sent and self.sent[0] <= now - self.seconds:
+            self.sent.popleft()
+        return self.limit - len(self.sent)
+
+    def opens_at(self, now: float) -> float:
+        """When a window with nothing left has room again."""
+        if self.reset_at is not None:
+            return self.reset_at
+        if self.sent and self.seconds is not None:
+            return self.sent[0] + self.seconds
+        return now
+
+
 class Pacer:
     """Pacing shared by every request of a run.
 
@@ -47,15 +104,16 @@ class Pacer:
     - after a 429 everyone waits until ``Retry-After`` (a global pause), and the send rate is lowered
       multiplicatively from the rate the server was seen to accept; each success raises it additively
       (AIMD), slowly, so that the server rarely has to say it again;
-    - a ``RateLimit-Policy`` header (quota ``q`` per ``w`` seconds) caps the rate just under the quota from
-      the first answer on, and a ``RateLimit`` header with no requests left pauses until its window resets,
-      so that a v2 run slows down before the limit is hit.
+    - windows announced in ``RateLimit-Policy`` (``q`` requests per ``w`` seconds) and ``RateLimit``
+      (``r`` left, reset in ``t`` seconds) are spent as they allow: a request waits only when a window has
+      nothing left (counting the requests in flight), until that window resets, so a v2 run slows down
+      before the limit is hit and never below what the quota allows.
     """
 
     DECREASE = 0.9  # multiplicative decrease on a 429
     INCREASE = 0.004  # additive increase: this fraction of the last known ceiling per second
-    POLICY_MARGIN = 0.95  # send at this fraction of a quota the server announces
     MIN_RATE = 0.5
+    MAX_PAUSE = 120.0  # a window reset further away than this is left to 429 handling
 
     def __init__(
         self,
@@ -69,7 +127,7 @@ class Pacer:
         self._clock = clock
         self._sleep = sleep
         self.rate: float | None = None  # AIMD send rate (requests/s); None until the server pushes back
-        self.policy_rate: float | None = None  # from RateLimit-Policy
+        self._windows: dict[str, _Window] = {}
         self._ceiling = 0.0
         self._next = 0.0
         self._paused_until = 0.0
@@ -78,8 +136,25 @@ class Pacer:
         self.inflight = 0
 
     def _interval(self) -> float:
-        rates = [r for r in (self.rate, self.policy_rate) if r]
-        return 1.0 / min(rates) if rates else 0.0
+        return 1.0 / self.rate if self.rate else 0.0
+
+    def _quota_wait(self, now: float) -> float:
+        """The time the windows let the next request go (``now`` when every window has room)."""
+        at = now
+        for window in self._windows.values():
+            left = window.left(now)
+            if left is not None and left - self.inflight <= 0:
+                at = max(at, min(window.opens_at(now), now + self.MAX_PAUSE))
+        return at
+
+    def _spend(self, now: float) -> None:
+        for window in self._windows.values():
+            if window.remaining is not None:
+                window.remaining -= 1
+            if window.seconds is not None:
+                window.sent.append(now)
+                while window.sent[0] <= now - window.seconds:
+                    window.sent.popleft()
 
     @asynccontextmanager
     async def slot(self) -> AsyncIterator[None]:
@@ -95,13 +170,15 @@ class Pacer:
     async def _turn(self) -> None:
         while True:
             now = self._clock()
-            at = max(now, self._next, self._paused_until)
+            at = max(now, self._next, self._paused_until, self._quota_wait(now))
             self._next = at + self._interval()
-            if at <= now:
-                return
-            await self._sleep(at - now)
-            if self._clock() >= self._paused_until:
-                return
+            if at > now:
+                await self._sleep(at - now)
+                now = self._clock()
+                if now < self._paused_until or self._quota_wait(now) > now:
+                    continue
+            self._spend(now)
+            return
 
     def pause(self, seconds: float) -> None:
         """Hold every request back for ``seconds``."""
@@ -116,15 +193,42 @@ class Pacer:
                 self._ok.popleft()
             if self.rate is not None:
                 self.rate += self.INCREASE * self._ceiling / self.rate
-        policy = parse_rate_limit(headers.get("ratelimit-policy"))
-        rates = [p["q"] / p["w"] for p in policy.values() if p.get("q", 0) > 0 and p.get("w", 0) > 0]
-        if rates:
-            self.policy_rate = max(self.MIN_RATE, min(rates) * self.POLICY_MARGIN)
-        for window in parse_rate_limit(headers.get("ratelimit")).values():
-            remaining, reset = window.get("r"), window.get("t")
-            # Requests still in flight will use up what is left; when nothing is, wait for the reset.
-            if remaining is not None and reset is not None and remaining - max(self.inflight - 1, 0) <= 0:
-                self.pause(min(reset, 120.0))
+        policy_header, limit_header = headers.get("ratelimit-policy"), headers.get("ratelimit")
+        if policy_header:
+            for name, params in parse_rate_limit(policy_header).items():
+                q, w = params.get("q", 0), params.get("w", 0)
+                if q > 0 and w > 0:
+                    window = self._windows.setdefault(name, _Window())
+                    window.limit, window.seconds = q, w
+        if limit_header:
+            for name, params in parse_rate_limit(limit_header).items():
+                remaining, reset = params.get("r"), params.get("t")
+                if remaining is None or reset is None or remaining < 0 or reset < 0:
+                    continue
+                window = self._windows.setdefault(name, _Window())
+                # The server counted this request; the others in flight it may not have counted yet.
+                window.remaining = remaining - max(self.inflight - 1, 0)
+                window.reset_at = now + reset
+
+    def quota_status(self) -> list[QuotaWindow]:
+        """The windows the server announced, with what remains of each and the seconds to its reset."""
+        now = self._clock()
+        out = []
+        for name, window in self._windows.items():
+            left = window.left(now)
+            reset = window.reset_at - now if window.reset_at is not None else None
+            if reset is None and window.sent and window.seconds is not None:
+                reset = window.sent[0] + window.seconds - now
+            out.append(
+                QuotaWindow(
+                    name=name,
+                    limit=int(window.limit) if window.limit is not None else None,
+                    seconds=window.seconds,
+                    remaining=max(0, math.floor(left)) if left is not None else None,
+                    reset=max(0.0, reset) if reset is not None else None,
+                )
+            )
+        return out
 
     def on_rate_limited(self, wait: float) -> None:
         """A 429 arrived: pause everyone for ``wait`` seconds and lower the rate once per episode."""

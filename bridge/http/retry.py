@@ -23,6 +23,7 @@ __all__ = [
     "NEVER_RETRY",
     "NOT_APPLIED_RETRY",
     "NOT_SENT",
+    "NameNotResolved",
     "RetryPolicy",
     "describe_failure",
     "parse_retry_after",
@@ -39,8 +40,13 @@ NEVER_RETRY = frozenset({400, 401, 403, 404, 410, 422})
 NOT_APPLIED_RETRY = frozenset({409})
 
 
-# A request that never reached the server: safe to send again, even a write.
-NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout)
+class NameNotResolved(httpx.ConnectError):
+    """The server's host name did not resolve (DNS): the request was not sent, and asking again will not help."""
+
+
+# A request that never reached the server: safe to send again, even a write. A proxy that refused the tunnel
+# (CONNECT) never passed the request on either.
+NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.ProxyError)
 
 
 def _default_rng() -> random.Random:

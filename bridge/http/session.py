@@ -1,15 +1,20 @@
-"""The run's HTTP session: one set of httpx clients, the pacing, the retry loop and the counters (SPEC §8, §9).
+"""The run's HTTP session: one transport, the pacing, the retry loop and the counters (SPEC §8, §9).
 
 Every request of a run (REST and GraphQL alike) goes through one :class:`Http`. The key travels only in the
-``Authorization: Bearer`` header; every error message names the method, the URL and the status, and is
-scrubbed of the key.
+``Authorization: Bearer`` header; every error message names the method, the URL and the status, and every
+message built from an answer is decoded, scrubbed of the key, escaped and only then clipped
+(:func:`bridge.redact.safe_message`).
+
+Requests keep httpx's ``Request``/``Response`` API but skip ``httpx.AsyncClient``: :meth:`Http._send` builds the
+``httpx.Request`` and hands it to the transport itself. By default that is :class:`bridge.http.transport.Transport`
+(httpx-aiohttp, aiohttp's connection pool: see README "The HTTP path"); tests give ``httpx.MockTransport``.
 """
 
 from __future__ import annotations
 
 import asyncio
 import json
-import math
+import socket
 from collections import Counter
 from collections.abc import Awaitable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -17,24 +22,29 @@ from typing import Any, TypeVar
 
 import httpx
 
+from bridge.answers import MAX_ANSWER_BYTES, capped_response
 from bridge.config import Settings
 from bridge.errors import ApiError, RateLimitedError, TlsError, WriteOutcomeUnknown
-from bridge.http.answers import USER_AGENT, Api, clip, error_for, html_reason, is_html
-from bridge.http.pacing import Pacer
+from bridge.http.answers import USER_AGENT, Api, error_for, html_reason, is_html
+from bridge.http.pacing import Pacer, QuotaWindow
 from bridge.http.retry import (
     DEADLINE_FACTOR,
     NOT_APPLIED_RETRY,
     NOT_SENT,
+    NameNotResolved,
     RetryPolicy,
     describe_failure,
     parse_retry_after,
     tls_failure,
 )
-from bridge.redact import redact_text
+from bridge.redact import Scrubber, safe_message
 
 __all__ = ["Counters", "Http", "gather_all"]
 
 T = TypeVar("T")
+
+# Messages are scrubbed and escaped whole; only text quoted from an answer is clipped short.
+_MESSAGE_LIMIT = 4000
 
 
 @dataclass
@@ -58,17 +68,25 @@ class Counters:
         }
 
 
-# httpcore's pool matches every waiting request against every connection each time one is freed, so one
-# pool of 64 connections spent three quarters of a run's CPU there (and ran slower than 16). Pools of at
-# most this many connections keep the cost per request flat; a run above it gets several.
-_POOL_SHARD = 16
+def dns_failure(exc: BaseException) -> bool:
+    """Tell whether a transport error is a host name that did not resolve (asking again will not help)."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, (NameNotResolved, socket.gaierror)):
+            return True
+        current = current.__cause__ or current.__context__
+    return False
 
 
 class Http:
-    """The run's ``httpx.AsyncClient`` (one per 16 requests in flight), with the pacing, retry policy and
-    counters every request shares.
+    """The run's transport (one connection pool), with the pacing, retry policy and counters every request
+    shares.
 
-    Use it as an async context manager (or call :meth:`aclose`): the connection pools are closed at the end.
+    ``transport``: any ``httpx.AsyncBaseTransport`` (``httpx.MockTransport`` in tests); by default bridge's
+    aiohttp transport, with environment proxies for the run's ``https://`` URLs resolved once, here.
+    Use it as an async context manager (or call :meth:`aclose`): the connection pool is closed at the end.
     """
 
     def __init__(
@@ -77,30 +95,28 @@ class Http:
         *,
         policy: RetryPolicy | None = None,
         transport: httpx.AsyncBaseTransport | None = None,
+        max_answer_bytes: int = MAX_ANSWER_BYTES,
     ) -> None:
         self.settings = settings
         self.policy = policy or RetryPolicy()
         self.counters = Counters()
         self.pacer = Pacer(settings.concurrency, clock=self.policy.clock, sleep=self.policy.sleep)
-        # A given transport does its own pooling (and is closed by the client that owns it): one client then.
-        shards = 1 if transport is not None else math.ceil(settings.concurrency / _POOL_SHARD)
-        pool = math.ceil(settings.concurrency / shards) + 4
-        self.clients = [
-            httpx.AsyncClient(
-                headers={
-                    "Authorization": f"Bearer {settings.api_key}",
-                    "User-Agent": USER_AGENT,
-                    "Accept": "application/json",
-                },
-                timeout=httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout)),
-                limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool),
-                transport=transport,
-                follow_redirects=False,
+        self.max_answer_bytes = max_answer_bytes
+        self.headers = httpx.Headers(
+            {"Authorization": f"Bearer {settings.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"}
+        )
+        self._timeouts = httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout)).as_dict()
+        self._scrubber = Scrubber([settings.api_key])
+        if transport is None:
+            from bridge.http.transport import session_transport  # aiohttp: imported only when a run sends
+
+            urls = (settings.graphql_url, settings.rest_url, settings.rest_v2_url)
+            pool = settings.concurrency + 4
+            transport = session_transport(
+                urls, limits=httpx.Limits(max_connections=pool, max_keepalive_connections=pool)
             )
-            for _ in range(shards)
-        ]
-        self.client = self.clients[0]
-        self._in_flight = [0] * shards
+        self.transport: httpx.AsyncBaseTransport = transport
+        self.is_closed = False
 
     async def __aenter__(self) -> Http:
         return self
@@ -109,36 +125,32 @@ class Http:
         await self.aclose()
 
     async def aclose(self) -> None:
-        """Close the connection pools."""
-        for client in self.clients:
-            await client.aclose()
+        """Close the connection pool."""
+        if not self.is_closed:
+            self.is_closed = True
+            await self.transport.aclose()
+
+    def quota_status(self) -> list[QuotaWindow]:
+        """The server's rate-limit windows as last announced (``RateLimit-Policy``/``RateLimit``): each with its
+        limit, what remains and the seconds to its reset; empty until an answer carried them."""
+        return self.pacer.quota_status()
 
     def scrub(self, text: str) -> str:
-        """Remove the API key (and anything that looks like a credential) from a message."""
-        return redact_text(text, [self.settings.api_key])
+        """``text`` decoded (JSON and percent escapes), scrubbed of the key and of anything that looks like a
+        credential, with control characters escaped."""
+        return safe_message(text, self._scrubber, limit=_MESSAGE_LIMIT)
+
+    def quote(self, text: str | bytes, limit: int = 80) -> str:
+        """Text from an answer (an id, a cursor, a body) made safe to put in a message, clipped to ``limit``."""
+        return safe_message(text, self._scrubber, limit=limit)
 
     def fail(self, error: ApiError) -> ApiError:
         error.args = (self.scrub(str(error)),)
         return error
 
-    def scrubbed(self, response: httpx.Response) -> httpx.Response:
-        """A copy of an answer with the key scrubbed from its body, to quote in messages.
-
-        Scrubbing must come before a reason is clipped: a key cut in half by the clip would no longer match.
-        """
-        text = response.content.decode("utf-8", errors="replace")
-        clean = self.scrub(text)
-        if clean == text:
-            return response
-        # The text is already decoded: a copied Content-Encoding (gzip) would make httpx decode it again.
-        headers = [
-            (k, v) for k, v in response.headers.items() if k.lower() not in ("content-encoding", "content-length")
-        ]
-        return httpx.Response(response.status_code, headers=headers, content=clean.encode("utf-8"))
-
     def error_for(self, method: str, url: str, response: httpx.Response, api: Api) -> ApiError:
-        """:func:`error_for` on the scrubbed answer, with the message scrubbed too."""
-        return self.fail(error_for(method, url, self.scrubbed(response), api))
+        """:func:`error_for` with the server's reason made safe (decoded, scrubbed, escaped, then clipped)."""
+        return self.fail(error_for(method, url, response, api, quote=self.quote))
 
     async def request(
         self,
@@ -156,30 +168,30 @@ class Http:
         Reads are retried on 409, 429, 5xx, timeouts and dropped connections, up to ``policy.read_attempts``
         attempts (429 answers have their own budget, ``policy.max_rate_limited``). Writes are retried only when
         they surely were not applied (409, 429, connection refused), up to ``policy.write_attempts``; a timeout,
-        a dropped connection or a 5xx raises :class:`WriteOutcomeUnknown`. A TLS failure is never retried.
+        a dropped connection or a 5xx raises :class:`WriteOutcomeUnknown`. A TLS failure and a host name that
+        does not resolve are never retried. The time spent waiting for the server, over every attempt, is
+        bounded by ``timeout * DEADLINE_FACTOR``: a server that trickles its answers cannot stretch it.
         """
         policy = self.policy
         attempts = policy.write_attempts if write else policy.read_attempts
         failures = 0  # failed attempts (transport errors, 5xx)
         limited = 0  # 429 answers
         where = f"{method} {url}"
+        budget = [self.settings.timeout * DEADLINE_FACTOR]  # seconds left to wait on the server, all attempts
         while True:
-            response, problem = await self._send(method, url, json_body, params)
+            response, problem = await self._send(method, url, json_body, params, budget)
             if problem is not None:
                 self.counters.failures += 1
-                tls = tls_failure(problem)
-                if tls is not None:
-                    raise self.fail(
-                        TlsError(
-                            f"{where}: {tls}: check that the URL's scheme and port are right, and, behind a proxy "
-                            "that intercepts TLS, point SSL_CERT_FILE at its certificate"
-                        )
-                    )
+                self._unretryable(where, problem)
                 message = f"{where}: {describe_failure(problem)}"
                 if write and not isinstance(problem, NOT_SENT):
                     raise self.fail(WriteOutcomeUnknown(message))
                 failures += 1
-                if isinstance(problem, httpx.UnsupportedProtocol) or failures >= attempts:
+                if budget[0] <= 0:
+                    total = self.settings.timeout * DEADLINE_FACTOR
+                    tries = f"{failures} attempt{'s' if failures > 1 else ''}"
+                    raise self.fail(ApiError(f"{message} (gave up: no answer within {total:g} s over {tries})"))
+                if failures >= attempts:
                     raise self.fail(ApiError(f"{message} (gave up after {failures} attempts)"))
                 delay = policy.backoff(failures)
             else:
@@ -196,7 +208,7 @@ class Http:
                 if not (status >= 500 or not_applied):
                     if 300 <= status < 400:
                         location = response.headers.get("location") or "(nowhere)"
-                        message = f"{where}: HTTP {status}: unexpected redirect to {location}"
+                        message = f"{where}: HTTP {status}: unexpected redirect to {self.quote(location, 200)}"
                         raise self.fail(ApiError(message, status=status))
                     raise self.error_for(method, url, response, api)
                 self.counters.failures += 1
@@ -204,7 +216,7 @@ class Http:
                 if write and not not_applied:
                     raise self.fail(WriteOutcomeUnknown(str(error), status=status))
                 failures += 1
-                if failures >= attempts:
+                if failures >= attempts or budget[0] <= 0:
                     raise self.fail(type(error)(f"{error} (gave up after {failures} attempts)", status=status))
                 retry_after = parse_retry_after(response.headers.get("retry-after"))
                 if retry_after is not None and retry_after <= policy.max_retry_after:
@@ -214,26 +226,60 @@ class Http:
             self.counters.retries += 1
             await policy.sleep(delay)
 
+    def _unretryable(self, where: str, problem: httpx.TransportError) -> None:
+        """Raise for a failure asking again cannot fix: TLS, a name that does not resolve, an unknown scheme."""
+        tls = tls_failure(problem)
+        if tls is not None:
+            raise self.fail(
+                TlsError(
+                    f"{where}: {tls}: check that the URL's scheme and port are right, and, behind a proxy "
+                    "that intercepts TLS, point SSL_CERT_FILE at its certificate"
+                )
+            )
+        if dns_failure(problem):
+            host = httpx.URL(where.split(" ", 1)[1]).host
+            raise self.fail(
+                ApiError(f"{where}: cannot resolve the host name {host!r} (DNS): check the URL and the network")
+            )
+        if isinstance(problem, httpx.UnsupportedProtocol):
+            raise self.fail(ApiError(f"{where}: {describe_failure(problem)}"))
+
     async def _send(
-        self, method: str, url: str, json_body: Any, params: Mapping[str, str] | None
+        self,
+        method: str,
+        url: str,
+        json_body: Any,
+        params: Mapping[str, str] | None,
+        budget: list[float],
     ) -> tuple[httpx.Response | None, httpx.TransportError | None]:
         async with self.pacer.slot():
             self.counters.requests += 1
+            request = httpx.Request(
+                method, url, params=params, json=json_body, headers=self.headers, extensions={"timeout": self._timeouts}
+            )
+            loop = asyncio.get_running_loop()
+            started = loop.time()
             # httpx's timeouts bound each network operation; a server that trickles its answer a byte at a
-            # time would pass them all. The whole request gets a deadline too.
-            deadline = self.settings.timeout * DEADLINE_FACTOR
-            shard = self._in_flight.index(min(self._in_flight))  # the least busy pool
-            self._in_flight[shard] += 1
+            # time would pass them all. The attempts of one request share one deadline.
+            left = max(budget[0], 0.0)
             try:
-                response = await asyncio.wait_for(
-                    self.clients[shard].request(method, url, json=json_body, params=params), deadline
-                )
+                async with asyncio.timeout(left):
+                    streamed = await self.transport.handle_async_request(request)
+                    streamed.request = request
+                    try:
+                        response = await capped_response(streamed, where=f"{method} {url}", limit=self.max_answer_bytes)
+                    finally:
+                        await streamed.aclose()
             except httpx.TransportError as exc:
                 return None, exc
-            except asyncio.TimeoutError:
-                return None, httpx.ReadTimeout(f"no complete answer within {deadline:.0f} s")
+            except TimeoutError:
+                return None, httpx.ReadTimeout(
+                    f"no complete answer within {self.settings.timeout * DEADLINE_FACTOR:g} s"
+                )
+            except ApiError as exc:  # larger than the cap, or a broken encoding: never retried
+                raise self.fail(exc) from None
             finally:
-                self._in_flight[shard] -= 1
+                budget[0] -= loop.time() - started
             self.counters.by_status[response.status_code] += 1
             self.pacer.on_answer(response.status_code, response.headers)
             return response, None
@@ -270,10 +316,9 @@ class Http:
             raise self.fail(ApiError(f"{where}: the answer is JSON nested too deeply to read")) from None
         except (ValueError, UnicodeDecodeError):
             where = f"{method} {url}: HTTP {response.status_code}"
-            response = self.scrubbed(response)
             if is_html(response):
-                raise self.fail(ApiError(f"{where}: answered with {html_reason(response)}")) from None
-            raise self.fail(ApiError(f"{where}: the answer is not JSON ({clip(response.text, 80)!r})")) from None
+                raise self.fail(ApiError(f"{where}: answered with {html_reason(response, self.quote)}")) from None
+            raise self.fail(ApiError(f"{where}: the answer is not JSON ({self.quote(response.content)!r})")) from None
 
 
 async def gather_all(aws: Iterable[Awaitable[T]]) -> list[T]:
