@@ -548,10 +548,13 @@ def test_rate_limit_answers_429_with_retry_after(make_emulator: MakeEmulator) ->
     first = limited[0]
     assert int(first.headers["Retry-After"]) >= 1
     assert first.headers["content-type"] == "application/problem+json"
-    assert first.json()["detail"] == "rate limit exceeded"
+    assert first.json()["detail"] == "rate limit exceeded for the second window"
     assert first.headers["RateLimit"].startswith('"second";r=0;')
     assert first.headers["RateLimit-Policy"] == '"second";q=3;w=1'
-    assert v1.json() == {"error": "rate limit exceeded", "status": 429} and "Retry-After" in v1.headers
+    assert (
+        v1.json() == {"error": "rate limit exceeded for the second window", "status": 429}
+        and "Retry-After" in v1.headers
+    )
     assert recovered.status_code == 200
 
 

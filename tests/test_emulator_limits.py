@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from bridge.emulator.faults import EXAMPLE_POLICY, FaultCounters, Faults, Window, parse_policy
@@ -81,3 +83,49 @@ def test_rate_limit_alone_keeps_its_one_second_window_and_headers() -> None:
     assert not counters.decide(Faults(rate_limit=2)).allowed
     unlimited = FaultCounters().decide(Faults())
     assert unlimited.allowed and dict(unlimited.headers())["RateLimit-Policy"] == '"second";q=1000000;w=1'
+
+
+def test_the_served_v2_api_announces_every_window_and_names_the_one_that_refused(make_emulator: Any) -> None:
+    """Over real sockets: v2 answers carry one RateLimit member per window; the 429 names the full window."""
+    import httpx
+
+    from tests.conftest import EMULATOR_KEY
+
+    emu = make_emulator(faults=Faults(rate_policy='"burst";q=2;w=60, "hour";q=3000;w=3600'))
+    auth = {"Authorization": f"Bearer {EMULATOR_KEY}"}
+    answers = [httpx.get(f"{emu.url}/v2/serverless", headers=auth) for _ in range(3)]
+    assert [a.status_code for a in answers] == [200, 200, 429]
+    assert parse_rate_limit(answers[0].headers["RateLimit-Policy"]) == {
+        "burst": {"q": 2, "w": 60},
+        "hour": {"q": 3000, "w": 3600},
+    }
+    assert parse_rate_limit(answers[1].headers["RateLimit"])["burst"]["r"] == 0
+    assert answers[2].json()["detail"] == "rate limit exceeded for the burst window"
+
+
+def test_the_served_graphql_api_applies_the_complexity_limit(make_emulator: Any) -> None:
+    import httpx
+
+    from tests.conftest import EMULATOR_KEY
+
+    emu = make_emulator(faults=Faults(graphql_max_complexity=1))
+    auth = {"Authorization": f"Bearer {EMULATOR_KEY}"}
+    answer = httpx.post(f"{emu.url}/graphql", headers=auth, json={"query": "{ myself { endpoints { id name } } }"})
+    assert answer.status_code == 400 and "exceeds the maximum complexity of 1" in answer.text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--rate-policy", "minute;q=60;w=60"], "rate_policy"),
+        (["--rate-policy", '"m";q=0;w=60'], "rate_policy"),
+        (["--graphql-max-complexity", "0"], "--graphql-max-complexity"),
+    ],
+)
+def test_emulator_cli_refuses_bad_limits_in_one_line(args: list[str], message: str) -> None:
+    from click.testing import CliRunner
+
+    from bridge.cli.emulator import emulator
+
+    result = CliRunner().invoke(emulator, [*args, "--port", "0"])
+    assert result.exit_code == 2 and message in result.output and "Traceback" not in result.output

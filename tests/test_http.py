@@ -324,3 +324,81 @@ def test_gzipped_error_answer_echoing_the_key_is_scrubbed_not_a_crash() -> None:
     with pytest.raises(WriteOutcomeUnknown) as info:
         call(server, lambda rest: rest.send_update("ep1", {"name": "x"}))
     assert "502" in str(info.value) and "upstream failed" in str(info.value) and KEY not in str(info.value)
+
+
+def test_pacer_spends_each_window_instead_of_averaging_the_tightest() -> None:
+    """Under the v2 example policy (60/minute, 3000/hour, 50000/day) a run sends the minute's quota at once
+    while the hour and day allow it, then waits for the minute's reset, not one request per 1.8 s (the day's
+    average); quota_status reports every window with what remains."""
+    from bridge.emulator.faults import EXAMPLE_POLICY
+
+    vt = VirtualTime()
+    pacer = Pacer(1, clock=vt.clock, sleep=vt.sleep)
+    pacer.on_answer(
+        200,
+        {
+            "ratelimit-policy": EXAMPLE_POLICY,
+            "ratelimit": '"minute";r=59;t=60, "hour";r=2999;t=3600, "day";r=49999;t=86400',
+        },
+    )
+    sent: list[float] = []
+
+    async def enter(n: int) -> None:
+        for _ in range(n):
+            async with pacer.slot():
+                sent.append(vt.now)
+
+    asyncio.run(enter(59))
+    assert sent[-1] - sent[0] == 0  # the minute's 59 left, at once
+    status = {w.name: w for w in pacer.quota_status()}
+    assert (status["minute"].remaining, status["minute"].limit) == (0, 60)
+    assert (status["hour"].remaining, status["day"].remaining) == (2940, 49940)
+    asyncio.run(enter(1))  # the minute is spent: wait for its reset, then the full quota again
+    assert sent[-1] == pytest.approx(sent[0] + 60)
+    assert {w.name: w for w in pacer.quota_status()}["minute"].remaining == 59
+
+
+def test_pacer_waits_for_the_hour_when_the_hour_is_spent() -> None:
+    vt = VirtualTime()
+    pacer = Pacer(4, clock=vt.clock, sleep=vt.sleep)
+    pacer.on_answer(
+        200,
+        {
+            "ratelimit-policy": '"minute";q=60;w=60, "hour";q=100;w=3600',
+            "ratelimit": '"minute";r=60;t=60, "hour";r=2;t=90',
+        },
+    )
+
+    async def enter() -> None:
+        async with pacer.slot():
+            pass
+
+    async def three() -> None:
+        for _ in range(3):
+            await enter()
+
+    start = vt.now
+    asyncio.run(three())
+    assert vt.now - start == pytest.approx(90)  # two went at once, the third after the hour's reset (capped wait)
+
+
+def test_a_run_against_a_window_policy_is_paced_without_429s(make_emulator: Any) -> None:
+    """Against the emulator's fixed windows over real sockets, the pacer keeps every window's quota: 150 reads
+    under a 40-per-second window meet no 429 (nor would a run average the tightest window: it bursts)."""
+    from bridge.config import Settings
+    from bridge.emulator.faults import Faults
+
+    emu = make_emulator(faults=Faults(rate_policy='"second";q=40;w=1, "hour";q=100000;w=3600'))
+    endpoint_id = next(iter(emu.state))
+    settings = Settings(api_key=emu.api_key, rest_v2_url=f"{emu.url}/v2", concurrency=8)
+
+    async def main() -> Http:
+        async with Http(settings) as http:
+            url = f"{emu.url}/v2/serverless/{endpoint_id}"
+            await gather_all(http.request("GET", url, api="v2") for _ in range(150))
+            return http
+
+    http = asyncio.run(main())
+    assert http.counters.requests == 150 and http.counters.rate_limited == 0
+    hour = {w.name: w for w in http.quota_status()}["hour"]
+    assert hour.limit == 100000 and hour.remaining is not None and hour.remaining <= 100000 - 150 + 8

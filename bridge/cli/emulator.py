@@ -52,6 +52,17 @@ def _read_key(path: Path) -> str:
 )
 @click.option("--latency-ms", type=click.FloatRange(min=0), default=0.0, help="Delay every API answer.")
 @click.option("--rate-limit", type=click.IntRange(min=1), help="Requests per second; more get 429.")
+@click.option(
+    "--rate-policy",
+    metavar="POLICY",
+    help='Rate-limit windows as REST v2 announces them, e.g. \'"minute";q=60;w=60, "hour";q=3000;w=3600\' '
+    "(fixed windows; a request over any of them gets 429).",
+)
+@click.option(
+    "--graphql-max-complexity",
+    type=click.IntRange(min=1),
+    help="Refuse a GraphQL document costing more than N (400, Apollo's complexity error).",
+)
 @click.option("--fail-every", type=click.IntRange(min=1), help="Answer every Nth API request 503.")
 @click.option(
     "--drop-every",
@@ -72,6 +83,8 @@ def emulator(
     api_key_file: Path | None,
     latency_ms: float,
     rate_limit: int | None,
+    rate_policy: str | None,
+    graphql_max_complexity: int | None,
     fail_every: int | None,
     drop_every: int | None,
     retire_v1: bool,
@@ -95,14 +108,16 @@ def emulator(
     if api_key is not None and not api_key.strip():
         api_key = None
     source: Any = generate_account(generate, seed=seed) if generate is not None else snapshot
-    faults = Faults(
-        latency_ms=latency_ms,
-        rate_limit=rate_limit,
-        fail_every=fail_every,
-        drop_every=drop_every,
-        retire_v1=retire_v1,
-    )
     try:
+        faults = Faults(
+            latency_ms=latency_ms,
+            rate_limit=rate_limit,
+            rate_policy=rate_policy,
+            graphql_max_complexity=graphql_max_complexity,
+            fail_every=fail_every,
+            drop_every=drop_every,
+            retire_v1=retire_v1,
+        )
         emu = Emulator(
             source,
             api_key=api_key,

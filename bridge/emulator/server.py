@@ -31,7 +31,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from bridge.emulator.faults import FaultCounters, Faults, RateDecision
+from bridge.emulator.faults import FaultCounters, Faults
 from bridge.emulator.graphql_api import GraphQLApi
 from bridge.emulator.schemas import v1_update_errors, v2_update_errors
 from bridge.emulator.state import (
@@ -271,10 +271,10 @@ class _Handler(BaseHTTPRequestHandler):
         if not key or (emulator.api_key is not None and not hmac.compare_digest(key, emulator.api_key)):
             detail = "missing bearer token" if not key else "invalid bearer token"
             return _error_reply(api, 401, f"Unauthorized: {detail}", "UNAUTHENTICATED")
-        rate = emulator.counters.rate(faults.rate_limit)
-        headers = self._rate_headers(rate) if api == "v2" else []
+        rate = emulator.counters.decide(faults)
+        headers = rate.headers() if api == "v2" else []
         if not rate.allowed:
-            reply = _error_reply(api, 429, "rate limit exceeded", "RATE_LIMITED")
+            reply = _error_reply(api, 429, rate.detail, "RATE_LIMITED")
         elif emulator.counters.fail(faults.fail_every):
             reply = _error_reply(api, 503, "service unavailable", "SERVICE_UNAVAILABLE")
         elif api == "graphql":
@@ -289,13 +289,6 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.write and emulator.counters.drop(faults.drop_every):
             reply.drop = True
         return reply
-
-    @staticmethod
-    def _rate_headers(rate: RateDecision) -> list[tuple[str, str]]:
-        return [
-            ("RateLimit", f'"second";r={rate.remaining};t={rate.reset_s}'),
-            ("RateLimit-Policy", f'"second";q={rate.quota};w=1'),
-        ]
 
     def _graphql(self, method: str, query: Mapping[str, list[str]], body: bytes) -> _Reply:
         if method == "GET":
@@ -314,7 +307,8 @@ class _Handler(BaseHTTPRequestHandler):
             reply = _gql_error(405, f"{method} is not supported: use POST", "METHOD_NOT_ALLOWED")
             reply.headers.append(("Allow", "GET, POST"))
             return reply
-        status, result = self.server.emulator.graphql.execute(request)
+        emulator = self.server.emulator
+        status, result = emulator.graphql.execute(request, max_complexity=emulator.faults.graphql_max_complexity)
         return _Reply(status, result)
 
     def _v1(self, method: str, path: str, query: Mapping[str, list[str]], body: bytes) -> _Reply:
