@@ -10,9 +10,9 @@ keep-alive connections, through each path:
 - ``aiohttp``: a bare ``aiohttp.ClientSession`` (the floor);
 - ``httpx``: a plain ``httpx.AsyncClient`` (httpcore's async pool);
 - ``httpx + httpx-aiohttp``: the same client with ``httpx_aiohttp.AiohttpTransport``;
-- ``bridge Http``: bridge's session today (``bridge.http.Http.request`` and ``decode``: pacing, retries,
-  counters, one httpcore pool per 16 requests in flight);
-- ``bridge Http + httpx-aiohttp``: the same session given an ``AiohttpTransport``.
+- ``bridge Http``: bridge's session (``bridge.http.Http.request`` and ``decode``: pacing, retries, counters,
+  the decoded-size cap), which builds each ``httpx.Request`` and hands it to its aiohttp transport directly;
+- ``bridge Http over httpcore``: the same session given httpx's own ``AsyncHTTPTransport``.
 
 Every path reads and JSON-decodes each answer and checks its status. CPU is ``time.process_time()`` of this
 process over the measured requests (after a warm-up that opens the connections); the rounds rotate the order of
@@ -147,6 +147,9 @@ class _TransportOnly:
 
 
 class _Bridge:
+    """bridge's session as a run uses it: ``Http.request`` + ``decode`` (pacing, retries, counters, the
+    decoded-size cap, key scrubbing), over its default transport (aiohttp, called directly)."""
+
     name = "bridge Http"
 
     def __init__(self, key: str, concurrency: int, transport: Any = None) -> None:
@@ -163,75 +166,16 @@ class _Bridge:
         await self.http.aclose()
 
 
-class _BridgeAiohttp(_Bridge):
-    name = "bridge Http + httpx-aiohttp"
+class _BridgeHttpcore(_Bridge):
+    """The same session over httpcore's pool (``httpx.AsyncHTTPTransport``): what the transport saves."""
+
+    name = "bridge Http over httpcore"
 
     def __init__(self, key: str, concurrency: int) -> None:
-        super().__init__(key, concurrency, transport=_aiohttp_transport(concurrency + 4))
+        import httpx
 
-
-def _direct_http(key: str, concurrency: int) -> Any:
-    """A prototype of the session layer issue 17 asks for: bridge's ``Http`` (the same ``request``: pacing,
-    retries, counters, errors) whose ``_send`` builds the ``httpx.Request`` itself and hands it to the
-    ``AiohttpTransport`` (any ``httpx.AsyncBaseTransport``: ``MockTransport`` in unit tests), without
-    ``AsyncClient``; one pool, and ``asyncio.timeout`` rather than ``wait_for`` (no task per request). The
-    transport is ``bridge.http.transport.Transport``, httpx-aiohttp's with bridge's error mapping."""
-    import httpx
-
-    from bridge.config import Settings
-    from bridge.http import USER_AGENT, Http
-    from bridge.http.retry import DEADLINE_FACTOR
-
-    class DirectHttp(Http):
-        def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport) -> None:
-            super().__init__(settings, transport=transport)
-            self.transport = transport
-            self.headers = httpx.Headers(
-                {"Authorization": f"Bearer {settings.api_key}", "User-Agent": USER_AGENT, "Accept": "application/json"}
-            )
-            self.timeouts = httpx.Timeout(settings.timeout, connect=min(10.0, settings.timeout)).as_dict()
-
-        async def _send(
-            self, method: str, url: str, json_body: Any, params: Any
-        ) -> tuple[httpx.Response | None, httpx.TransportError | None]:
-            async with self.pacer.slot():
-                self.counters.requests += 1
-                request = httpx.Request(
-                    method, url, params=params, json=json_body, headers=self.headers,
-                    extensions={"timeout": self.timeouts},
-                )  # fmt: skip
-                deadline = self.settings.timeout * DEADLINE_FACTOR
-                try:
-                    async with asyncio.timeout(deadline):
-                        response = await self.transport.handle_async_request(request)
-                        try:
-                            await response.aread()
-                        finally:
-                            await response.aclose()
-                except httpx.TransportError as exc:
-                    return None, exc
-                except TimeoutError:
-                    return None, httpx.ReadTimeout(f"no complete answer within {deadline:.0f} s")
-                response.request = request
-                self.counters.by_status[response.status_code] += 1
-                self.pacer.on_answer(response.status_code, response.headers)
-                return response, None
-
-    from bridge.http.transport import Transport
-
-    limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
-    return DirectHttp(Settings(api_key=key, concurrency=concurrency), Transport(limits=limits))
-
-
-class _BridgeDirect(_Bridge):
-    name = "bridge Http, transport called directly (prototype)"
-
-    def __init__(self, key: str, concurrency: int) -> None:
-        self.http = _direct_http(key, concurrency)
-
-    async def aclose(self) -> None:
-        await self.http.aclose()
-        await self.http.transport.aclose()
+        limits = httpx.Limits(max_connections=concurrency + 4, max_keepalive_connections=concurrency + 4)
+        super().__init__(key, concurrency, transport=httpx.AsyncHTTPTransport(limits=limits))
 
 
 PATHS: tuple[type[Any], ...] = (
@@ -240,8 +184,7 @@ PATHS: tuple[type[Any], ...] = (
     _HttpxAiohttp,
     _TransportOnly,
     _Bridge,
-    _BridgeAiohttp,
-    _BridgeDirect,
+    _BridgeHttpcore,
 )
 NAMES = tuple(p.name for p in PATHS)
 

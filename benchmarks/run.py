@@ -529,6 +529,18 @@ def http_path(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Row]:
                 met=ratio <= 2 if target else None,
             )
         )
+    ours = by_name["bridge Http"]
+    rows.append(
+        Row(
+            f"… bridge Http wall against the concurrency bound ({ours.bound_s:.2f} s)",
+            "≤ 1.5x bound",
+            [ours.wall_s],
+            "s",
+            ratio=ours.wall_over_bound,
+            ratio_label="x bound",
+            met=ours.wall_over_bound <= 1.5,
+        )
+    )
     return rows
 
 

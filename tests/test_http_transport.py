@@ -104,3 +104,23 @@ def test_map_error_names_what_happened_to_the_request() -> None:
     assert type(map_error(aiohttp.ClientPayloadError("truncated"))) is httpx.ReadError
     assert type(map_error(aiohttp.ClientOSError(104, "reset"))) is httpx.ReadError
     assert map_error(ValueError("not aiohttp's")) is None
+
+
+def test_aiohttp_is_imported_only_when_a_session_opens_its_own_transport() -> None:
+    """`bridge --help`, `import bridge.http` and a session given a MockTransport import no aiohttp; a session
+    that opens its own transport does (and sends over it)."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys; from bridge.cli import main\n"
+        "try:\n    main(['--help'])\nexcept SystemExit:\n    pass\n"
+        "import bridge.http, httpx\n"
+        "from bridge.config import Settings\n"
+        "bridge.http.Http(Settings(api_key='k'), transport=httpx.MockTransport(lambda r: httpx.Response(200)))\n"
+        "before = 'aiohttp' in sys.modules\n"
+        "bridge.http.Http(Settings(api_key='k'))\n"
+        "print(before, 'aiohttp' in sys.modules, file=sys.stderr)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stderr.strip().splitlines()[-1] == "False True"

@@ -156,3 +156,33 @@ def test_malformed_proxy_is_one_line(proxy: str) -> None:
     """A proxy whose port or host cannot be read is named by its variable, not a ValueError."""
     with pytest.raises(InputError, match="ALL_PROXY: not a proxy URL"):
         env_proxies(URLS, {"ALL_PROXY": proxy})
+
+
+def test_the_session_resolves_proxies_once_and_sends_https_through_connect(
+    recorder: _Recorder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Http reads the proxy variables when it opens, for its https origins only; a request goes through the
+    proxy's CONNECT (the key never in the clear) and a refused tunnel is a clear error, not a crash."""
+    from bridge.config import Settings
+    from bridge.errors import ApiError
+    from bridge.http import Http, RetryPolicy
+    from bridge.http.transport import Routed
+    from tests.helpers import VirtualTime
+
+    monkeypatch.setenv("HTTPS_PROXY", recorder.url)
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    settings = Settings(api_key="SECRET-KEY-0123456789", rest_url="https://rest.runpod.invalid/v1", concurrency=2)
+    vt = VirtualTime()
+
+    async def main() -> None:
+        async with Http(settings, policy=RetryPolicy(sleep=vt.sleep, clock=vt.clock, read_attempts=2)) as http:
+            assert isinstance(http.transport, Routed)
+            assert set(http.transport.mounts) == {"https://api.runpod.io", "https://rest.runpod.invalid"}
+            monkeypatch.delenv("HTTPS_PROXY")  # read once: later changes do not reroute a running session
+            await http.request("GET", "https://rest.runpod.invalid/v1/endpoints", api="v1")
+
+    with pytest.raises(ApiError, match=r"GET https://rest.runpod.invalid/v1/endpoints: .*gave up after 2 attempts"):
+        asyncio.run(main())
+    assert len(recorder.seen) == 2 and all(s.startswith(b"CONNECT rest.runpod.invalid:443 ") for s in recorder.seen)
+    assert not any(b"SECRET-KEY" in s for s in recorder.seen)
