@@ -228,3 +228,16 @@ def test_a_trickling_server_meets_one_deadline_over_all_attempts(trickle: tuple[
         loop_start.close()
     assert len(connections) == 1
     assert elapsed < 0.3 * 3 * 2  # the deadline, with room for a busy machine; five deadlines would be 4.5 s
+
+
+@pytest.mark.parametrize("length", ["declared", "undeclared"])
+def test_the_cap_holds_with_and_without_a_content_length(length: str) -> None:
+    big = b'{"id": "' + b"x" * (LIMIT * 3) + b'"}'
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        if length == "declared":
+            return httpx.Response(200, content=big)  # Content-Length: past the cap
+        return httpx.Response(200, stream=_Raw([big[i : i + 4096] for i in range(0, len(big), 4096)]))
+
+    with pytest.raises(ApiError, match=rf"GET {URL}: the answer is larger than"):
+        _get(handler)

@@ -267,7 +267,7 @@ class Http:
                     streamed = await self.transport.handle_async_request(request)
                     streamed.request = request
                     try:
-                        response = await capped_response(streamed, where=f"{method} {url}", limit=self.max_answer_bytes)
+                        response = await self._read(streamed, f"{method} {url}")
                     finally:
                         await streamed.aclose()
             except httpx.TransportError as exc:
@@ -283,6 +283,20 @@ class Http:
             self.counters.by_status[response.status_code] += 1
             self.pacer.on_answer(response.status_code, response.headers)
             return response, None
+
+    async def _read(self, streamed: httpx.Response, where: str) -> httpx.Response:
+        """The answer's body, read with the cap on its decoded size (:mod:`bridge.answers`).
+
+        An answer with no encoding and a ``Content-Length`` within the cap is read as it is (aiohttp reads no
+        more than the length says): the common case, without copying the response.
+        """
+        headers = streamed.headers
+        if "content-encoding" not in headers:
+            length = headers.get("content-length", "")
+            if length.isdigit() and int(length) <= self.max_answer_bytes:
+                await streamed.aread()
+                return streamed
+        return await capped_response(streamed, where=where, limit=self.max_answer_bytes)
 
     def _rate_limited(self, where: str, response: httpx.Response, limited: int) -> None:
         """Count a 429, pause everyone as the server asks, or give up when it asks too much."""
