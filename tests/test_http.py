@@ -402,3 +402,23 @@ def test_a_run_against_a_window_policy_is_paced_without_429s(make_emulator: Any)
     assert http.counters.requests == 150 and http.counters.rate_limited == 0
     hour = {w.name: w for w in http.quota_status()}["hour"]
     assert hour.limit == 100000 and hour.remaining is not None and hour.remaining <= 100000 - 150 + 8
+
+
+def test_pacer_ignores_an_old_windows_answer_after_the_reset_and_keeps_the_lowest_within_one() -> None:
+    """An answer to a request sent before a window rolled over speaks of the old window (r=0): it must not
+    pause the new one. Within one window the lowest remaining and the earliest reset win (t is rounded up)."""
+    vt = VirtualTime()
+    pacer = Pacer(4, clock=vt.clock, sleep=vt.sleep)
+    policy = '"minute";q=10;w=60'
+    pacer.on_answer(200, {"ratelimit-policy": policy, "ratelimit": '"minute";r=5;t=60'}, sent_at=vt.now)
+    vt.now += 10
+    pacer.on_answer(200, {"ratelimit": '"minute";r=7;t=51'}, sent_at=vt.now)  # rounded: a later reset, more left
+    (minute,) = pacer.quota_status()
+    assert (minute.remaining, minute.reset) == (5, 50)
+    old_send = vt.now + 49.9
+    vt.now += 50.5  # the window rolled over
+    pacer.on_answer(200, {"ratelimit": '"minute";r=0;t=1'}, sent_at=old_send)
+    (minute,) = pacer.quota_status()
+    assert minute.remaining == 10 and minute.reset == pytest.approx(59.5)
+    pacer.on_answer(200, {"ratelimit": '"minute";r=9;t=60'}, sent_at=vt.now)
+    assert pacer.quota_status()[0].remaining == 9

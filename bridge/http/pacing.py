@@ -61,7 +61,7 @@ class QuotaWindow:
 class _Window:
     """What is known of one window: the policy (q, w), the last remaining/reset, and our sends since."""
 
-    __slots__ = ("limit", "remaining", "reset_at", "seconds", "sent")
+    __slots__ = ("limit", "remaining", "reset_at", "seconds", "sent", "started")
 
     def __init__(self) -> None:
         self.limit: float | None = None
@@ -69,12 +69,13 @@ class _Window:
         self.remaining: float | None = None  # from the server's last RateLimit, less sends since
         self.reset_at: float | None = None
         self.sent: deque[float] = deque()  # our sends in the last ``seconds`` (when the server gives no r)
+        self.started: float | None = None  # when the current window began, once it rolled over
 
     def left(self, now: float) -> float | None:
         """Requests this window still allows now (None: no limit known)."""
         if self.reset_at is not None and now >= self.reset_at:
             # The window started again: the full quota, less what was sent since it did.
-            started = self.reset_at
+            started = self.started = self.reset_at
             if self.limit is not None and self.seconds is not None:
                 self.remaining = self.limit - sum(1 for t in self.sent if t >= started)
                 self.reset_at = started + self.seconds * math.ceil((now - started + 1e-9) / self.seconds)
@@ -87,6 +88,19 @@ class _Window:
         while self.sent and self.sent[0] <= now - self.seconds:
             self.sent.popleft()
         return self.limit - len(self.sent)
+
+    def learn(self, remaining: float, reset_at: float, sent_at: float | None) -> None:
+        """Take in one answer's ``r`` (already less the requests still in flight) and reset time."""
+        if sent_at is not None and self.started is not None and sent_at < self.started:
+            return  # the answer to a request of the window before: its r and t are of that window
+        # Answers within one window: the reset is rounded up to whole seconds and r falls, so keep the lowest
+        # of each; a reset much later than the one known starts a new window.
+        same = self.reset_at is not None and reset_at < self.reset_at + 0.5 * (self.seconds or 1.0)
+        if same and self.reset_at is not None:
+            self.remaining = min(self.remaining, remaining) if self.remaining is not None else remaining
+            self.reset_at = min(self.reset_at, reset_at)
+        else:
+            self.remaining, self.reset_at = remaining, reset_at
 
     def opens_at(self, now: float) -> float:
         """When a window with nothing left has room again."""
@@ -184,8 +198,12 @@ class Pacer:
         """Hold every request back for ``seconds``."""
         self._paused_until = max(self._paused_until, self._clock() + seconds)
 
-    def on_answer(self, status: int, headers: Mapping[str, str]) -> None:
-        """Learn from one answer: its status and any rate-limit headers."""
+    def now(self) -> float:
+        """The pacer's clock (the time to pass back as ``sent_at``)."""
+        return self._clock()
+
+    def on_answer(self, status: int, headers: Mapping[str, str], *, sent_at: float | None = None) -> None:
+        """Learn from one answer (to a request sent at ``sent_at``): its status and any rate-limit headers."""
         now = self._clock()
         if status != 429:
             self._ok.append(now)
@@ -206,9 +224,9 @@ class Pacer:
                 if remaining is None or reset is None or remaining < 0 or reset < 0:
                     continue
                 window = self._windows.setdefault(name, _Window())
+                window.left(now)  # roll the window over first if its reset has passed
                 # The server counted this request; the others in flight it may not have counted yet.
-                window.remaining = remaining - max(self.inflight - 1, 0)
-                window.reset_at = now + reset
+                window.learn(remaining - max(self.inflight - 1, 0), now + reset, sent_at)
 
     def quota_status(self) -> list[QuotaWindow]:
         """The windows the server announced, with what remains of each and the seconds to its reset."""

@@ -258,7 +258,7 @@ class Http:
                 method, url, params=params, json=json_body, headers=self.headers, extensions={"timeout": self._timeouts}
             )
             loop = asyncio.get_running_loop()
-            started = loop.time()
+            started, sent_at = loop.time(), self.pacer.now()
             # httpx's timeouts bound each network operation; a server that trickles its answer a byte at a
             # time would pass them all. The attempts of one request share one deadline.
             left = max(budget[0], 0.0)
@@ -281,7 +281,7 @@ class Http:
             finally:
                 budget[0] -= loop.time() - started
             self.counters.by_status[response.status_code] += 1
-            self.pacer.on_answer(response.status_code, response.headers)
+            self.pacer.on_answer(response.status_code, response.headers, sent_at=sent_at)
             return response, None
 
     async def _read(self, streamed: httpx.Response, where: str) -> httpx.Response:
