@@ -13,6 +13,7 @@ Requests keep httpx's ``Request``/``Response`` API but skip ``httpx.AsyncClient`
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import socket
 from collections import Counter
@@ -45,6 +46,10 @@ T = TypeVar("T")
 
 # Messages are scrubbed and escaped whole; only text quoted from an answer is clipped short.
 _MESSAGE_LIMIT = 4000
+
+# httpx checks a URL character by character: a run sends a few requests to each endpoint URL (read, write,
+# read-back), and a list to the same URL again and again, so each URL is parsed once.
+_parsed_url = functools.lru_cache(maxsize=4096)(httpx.URL)
 
 
 @dataclass
@@ -255,7 +260,12 @@ class Http:
         async with self.pacer.slot():
             self.counters.requests += 1
             request = httpx.Request(
-                method, url, params=params, json=json_body, headers=self.headers, extensions={"timeout": self._timeouts}
+                method,
+                _parsed_url(url),
+                params=params,
+                json=json_body,
+                headers=self.headers,
+                extensions={"timeout": self._timeouts},
             )
             loop = asyncio.get_running_loop()
             started, sent_at = loop.time(), self.pacer.now()
