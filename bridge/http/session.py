@@ -16,6 +16,7 @@ import asyncio
 import functools
 import json
 import socket
+import sys
 from collections import Counter
 from collections.abc import Awaitable, Collection, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -50,6 +51,11 @@ _MESSAGE_LIMIT = 4000
 # httpx checks a URL character by character: a run sends a few requests to each endpoint URL (read, write,
 # read-back), and a list to the same URL again and again, so each URL is parsed once.
 _parsed_url = functools.lru_cache(maxsize=4096)(httpx.URL)
+
+if sys.version_info >= (3, 11):
+    _deadline = asyncio.timeout
+else:  # aiohttp brings async-timeout on Python 3.10
+    from async_timeout import timeout as _deadline
 
 
 @dataclass
@@ -273,7 +279,7 @@ class Http:
             # time would pass them all. The attempts of one request share one deadline.
             left = max(budget[0], 0.0)
             try:
-                async with asyncio.timeout(left):
+                async with _deadline(left):
                     streamed = await self.transport.handle_async_request(request)
                     streamed.request = request
                     try:
