@@ -124,3 +124,18 @@ def test_aiohttp_is_imported_only_when_a_session_opens_its_own_transport() -> No
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert done.stderr.strip().splitlines()[-1] == "False True"
+
+
+def test_map_error_tells_a_name_that_does_not_resolve_and_a_refused_proxy() -> None:
+    from types import SimpleNamespace
+
+    from bridge.http.retry import NameNotResolved
+
+    key: Any = SimpleNamespace(host="rest.runpod.invalid", port=443, ssl=True, is_ssl=True)
+    gai = socket.gaierror(-2, "Name or service not known")
+    dns_error = getattr(aiohttp, "ClientConnectorDNSError", aiohttp.ClientConnectorError)
+    assert type(map_error(dns_error(key, gai))) is NameNotResolved
+    assert type(map_error(aiohttp.ClientConnectorError(key, gai))) is NameNotResolved
+    refused = aiohttp.ClientConnectorError(key, ConnectionRefusedError(111, "Connection refused"))
+    assert type(map_error(refused)) is httpx.ConnectError
+    assert type(map_error(aiohttp.ClientProxyConnectionError(key, OSError(111, "refused")))) is httpx.ProxyError

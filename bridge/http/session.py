@@ -288,7 +288,7 @@ class Http:
                         await streamed.aclose()
             except httpx.TransportError as exc:
                 return None, exc
-            except TimeoutError:
+            except asyncio.TimeoutError:  # TimeoutError on 3.11+; async-timeout's on 3.10
                 return None, httpx.ReadTimeout(
                     f"no complete answer within {self.settings.timeout * DEADLINE_FACTOR:g} s"
                 )
