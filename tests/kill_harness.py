@@ -37,16 +37,16 @@ def install(point: str) -> None:
         return counter["n"] == n
 
     if name == "request":
-        import httpx
+        from bridge.http import Http
 
-        send = httpx.AsyncClient.send
+        send = Http._send  # every attempt of every request of the run goes through it
 
-        async def send_hook(self: Any, request: Any, **kwargs: Any) -> Any:
+        async def send_hook(self: Any, *args: Any, **kwargs: Any) -> Any:
             if hit():
                 die()
-            return await send(self, request, **kwargs)
+            return await send(self, *args, **kwargs)
 
-        httpx.AsyncClient.send = send_hook  # type: ignore[method-assign]
+        Http._send = send_hook  # type: ignore[method-assign]
     elif name in ("write-before", "write-after", "verify"):
         from bridge.rest import RestClient
 
