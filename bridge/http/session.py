@@ -15,7 +15,6 @@ from __future__ import annotations
 import asyncio
 import functools
 import json
-import socket
 import sys
 from collections import Counter
 from collections.abc import Awaitable, Collection, Iterable, Mapping
@@ -36,6 +35,7 @@ from bridge.http.retry import (
     NameNotResolved,
     RetryPolicy,
     describe_failure,
+    is_dns_failure,
     parse_retry_after,
     tls_failure,
 )
@@ -77,18 +77,6 @@ class Counters:
             "failures": self.failures,
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
         }
-
-
-def dns_failure(exc: BaseException) -> bool:
-    """Tell whether a transport error is a host name that did not resolve (asking again will not help)."""
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, (NameNotResolved, socket.gaierror)):
-            return True
-        current = current.__cause__ or current.__context__
-    return False
 
 
 class Http:
@@ -247,11 +235,11 @@ class Http:
                     "that intercepts TLS, point SSL_CERT_FILE at its certificate"
                 )
             )
-        if dns_failure(problem):
-            host = httpx.URL(where.split(" ", 1)[1]).host
-            raise self.fail(
-                ApiError(f"{where}: cannot resolve the host name {host!r} (DNS): check the URL and the network")
-            )
+        if isinstance(problem, NameNotResolved) or is_dns_failure(problem):  # asking again gets the same answer
+            said = describe_failure(problem)
+            if not said.startswith("cannot resolve"):
+                said = f"cannot resolve the host name ({problem})"
+            raise self.fail(ApiError(f"{where}: {said}"))
         if isinstance(problem, httpx.UnsupportedProtocol):
             raise self.fail(ApiError(f"{where}: {describe_failure(problem)}"))
 
