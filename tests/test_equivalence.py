@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -11,7 +11,6 @@ from helpers import SAMPLE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bridge.target
 import bridge.target_v2
 import bridge.translate
 from bridge import build_plan
@@ -95,7 +94,9 @@ def test_legacy_locations_expand_countries_and_override_tokens() -> None:
         ("svc", "PRIORITY_FLASHBOOT", "PRIORITY_FLASHBOOT", False),
     ],
 )
-def test_legacy_flashboot_type_wins_over_the_name_suffix(name: str, mode: str | None, expected: str, from_name: bool) -> None:
+def test_legacy_flashboot_type_wins_over_the_name_suffix(
+    name: str, mode: str | None, expected: str, from_name: bool
+) -> None:
     """flashBootType decides; without it the -fb suffix (any case, optional space) means FLASHBOOT."""
     sel = legacy(name=name, flashBootType=mode)
     assert (sel.flashboot, sel.flashboot_from_name, sel.name) == (expected, from_name, "svc")
@@ -194,7 +195,9 @@ def test_flashboot_priority_lost_on_v1_is_explained_by_its_finding() -> None:
     other = Finding(severity="info", code="fb-suffix-stripped", field="name", message="m")
     assert unexplained(eq, [other]) == ("flashboot",)
     assert unexplained(eq, [other, lost]) == ()
-    v2 = check({"gpuIds": "AMPERE_16", "flashBootType": "PRIORITY_FLASHBOOT"}, {"flashboot": "PRIORITY_FLASHBOOT"}, "v2")
+    v2 = check(
+        {"gpuIds": "AMPERE_16", "flashBootType": "PRIORITY_FLASHBOOT"}, {"flashboot": "PRIORITY_FLASHBOOT"}, "v2"
+    )
     assert v2.flashboot == "same"
 
 
@@ -265,10 +268,13 @@ def test_to_dict_and_describe() -> None:
         "other": "same",
         "frozen": ["gpu", "locations"],
     }
+    assert list(ok.to_dict())[: len(ASPECTS)] == list(ASPECTS)
     assert ok.describe() == "equivalent; frozen: gpu, locations"
     bad = check({"gpuIds": "AMPERE_48"}, {"gpuTypeIds": ["NVIDIA A40"], "flashboot": True})
     assert bad.to_dict()["details"] == {"gpu": "lost NVIDIA RTX A6000", "flashboot": "OFF -> FLASHBOOT"}
-    assert bad.describe() == "not equivalent: gpu: narrower, lost NVIDIA RTX A6000; flashboot: different, OFF -> FLASHBOOT"
+    assert (
+        bad.describe() == "not equivalent: gpu: narrower, lost NVIDIA RTX A6000; flashboot: different, OFF -> FLASHBOOT"
+    )
     json.dumps(bad.to_dict())
 
 
@@ -407,3 +413,143 @@ def test_case_variant_exclusion_left_in_a_v1_body_is_caught() -> None:
     assert plan_problems(plan, [endpoint], TABLES) == [
         "e 'AMPERE_48,-nvidia rtx a6000': not equivalent: gpu: wider, gained NVIDIA RTX A6000"
     ]
+
+
+# --- mutation tests: break one translator rule at a time, the check must notice -----------------------------
+# Patch points are the rule functions of bridge.translate and the v2 body builder; when those move (the
+# bridge/targets/ package), only the names in these wrappers change.
+
+_Rule = Callable[..., None]
+
+
+def _gpu_ids_rewritten(rewrite: Callable[[list[str]], list[str]]) -> Callable[[_Rule], _Rule]:
+    def wrap(original: _Rule) -> _Rule:
+        def mutated(endpoint: LegacyEndpoint, tables: Tables, intent: Any) -> None:
+            tokens = [t.strip() for t in (endpoint.gpuIds or "").split(",") if t.strip()]
+            original(endpoint.model_copy(update={"gpuIds": ",".join(rewrite(tokens))}), tables, intent)
+
+        return mutated
+
+    return wrap
+
+
+def _drop_exclusions(tokens: list[str]) -> list[str]:
+    return [t for t in tokens if not t.startswith("-")]
+
+
+def _drop_last_pool(tokens: list[str]) -> list[str]:
+    positive = [t for t in tokens if not t.startswith("-")]
+    return [t for t in tokens if t != positive[-1]] if len(set(positive)) > 1 else tokens
+
+
+def _reverse_pools(tokens: list[str]) -> list[str]:
+    return [*reversed([t for t in tokens if not t.startswith("-")]), *[t for t in tokens if t.startswith("-")]]
+
+
+def _after(change: Callable[[Any], None]) -> Callable[[_Rule], _Rule]:
+    def wrap(original: _Rule) -> _Rule:
+        def mutated(*args: Any) -> None:
+            original(*args)
+            change(args[-1])
+
+        return mutated
+
+    return wrap
+
+
+def _flip_flashboot(intent: Any) -> None:
+    intent.flashboot = "FLASHBOOT" if intent.flashboot == "OFF" else "OFF"
+
+
+def _drop_data_center(intent: Any) -> None:
+    if intent.data_centers and len(intent.data_centers) > 1:
+        intent.data_centers = intent.data_centers[:-1]
+
+
+def _double_vcpus(intent: Any) -> None:
+    intent.cpu = [(flavor, vcpus * 2) for flavor, vcpus in intent.cpu or ()]
+
+
+def _raise_workers_max(intent: Any) -> None:
+    if "workersMax" in intent.settings:
+        intent.settings["workersMax"] += 1
+
+
+def _no_excluded_types(original: Callable[..., Any]) -> Callable[..., Any]:
+    def mutated(intent: Any, tables: Tables) -> Any:
+        translation = original(intent, tables)
+        translation.body.get("gpu", {}).pop("excludedTypes", None)
+        return translation
+
+    return mutated
+
+
+MUTATIONS: list[tuple[str, Any, str, Callable[[Any], Any], str, tuple[str, ...]]] = [
+    # (name, module, attribute, wrapper, aspect the check must report, targets)
+    ("drop exclusions", bridge.translate, "_gpu", _gpu_ids_rewritten(_drop_exclusions), "gpu", ("v1", "v2")),
+    ("drop a pool", bridge.translate, "_gpu", _gpu_ids_rewritten(_drop_last_pool), "gpu", ("v1", "v2")),
+    ("reorder pools", bridge.translate, "_gpu", _gpu_ids_rewritten(_reverse_pools), "gpu", ("v1", "v2")),
+    ("flip flashboot", bridge.translate, "_flashboot", _after(_flip_flashboot), "flashboot", ("v1", "v2")),
+    ("drop a data center", bridge.translate, "_locations", _after(_drop_data_center), "locations", ("v1", "v2")),
+    ("double vCPUs", bridge.translate, "_cpu", _after(_double_vcpus), "cpu", ("v1", "v2")),
+    ("raise workersMax", bridge.translate, "_settings", _after(_raise_workers_max), "workers", ("v1", "v2")),
+    ("v2 pools without excludedTypes", bridge.target_v2, "build_v2_body", _no_excluded_types, "gpu", ("v2",)),
+]
+CASES = [(name, target) for name, *_, targets in MUTATIONS for target in targets]
+
+
+@pytest.fixture(scope="module")
+def account() -> tuple[list[LegacyEndpoint], Tables]:
+    snap = parse_snapshot(generate_account(300, seed=11, cpu_fraction=0.2))
+    return snap.endpoints, build_tables(pools=snap.pools) if snap.pools else TABLES
+
+
+def _break(name: str, monkeypatch: pytest.MonkeyPatch) -> str:
+    """Patch the translator with mutation ``name``; return the aspect it breaks."""
+    _, module, attribute, wrapper, aspect, _ = next(m for m in MUTATIONS if m[0] == name)
+    monkeypatch.setattr(module, attribute, wrapper(getattr(module, attribute)))
+    return aspect
+
+
+@pytest.mark.parametrize(("name", "target"), CASES)
+def test_a_broken_translator_rule_is_caught(
+    name: str, target: str, account: tuple[list[LegacyEndpoint], Tables], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every unblocked endpoint whose selection the broken rule changed is not equivalent on the rule's aspect.
+
+    "Changed" compares what the correct and the broken body select (a body that only lost an empty
+    ``excludedTypes`` selects the same), so a mutation that changes nothing for an endpoint is not counted.
+    """
+    endpoints, tables = account
+    good = {p.id: p for p in build_plan(endpoints, tables, target=target).endpoints}  # type: ignore[arg-type]
+    aspect = _break(name, monkeypatch)
+    bad = build_plan(endpoints, tables, target=target)  # type: ignore[arg-type]
+    by_id = {e.id: e for e in endpoints}
+    affected = 0
+    for item in bad.endpoints:
+        if item.blocked or good[item.id].blocked:
+            continue
+        legacy = legacy_selection(by_id[item.id], tables)
+        before = compare(legacy, rest_selection(good[item.id].body, target, tables))  # type: ignore[arg-type]
+        after = compare(legacy, rest_selection(item.body, target, tables))  # type: ignore[arg-type]
+        if after == before:
+            assert item.body == good[item.id].body or "excludedTypes" in name, (name, item.id)
+            continue
+        affected += 1
+        assert aspect in unexplained(after, item.findings), (name, item.id, item.body, after.describe())
+    assert affected >= 3, f"{name} changed only {affected} bodies: the mutation tests nothing"
+
+
+def test_a_custom_rule_that_changes_the_selection_is_reported() -> None:
+    """A rule that narrows the data centers on purpose shows up as a difference (the plan labels it)."""
+
+    def only_first_dc(endpoint: LegacyEndpoint, body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        if body.get("dataCenterIds"):
+            body["dataCenterIds"] = body["dataCenterIds"][:1]
+        return body, []
+
+    endpoint = LegacyEndpoint.model_validate({"id": "e", "name": "svc", "gpuIds": "AMPERE_16", "locations": "US"})
+    plan = build_plan([endpoint], TABLES, rules=[only_first_dc])
+    eq = compare(legacy_selection(endpoint, TABLES), rest_selection(plan.endpoints[0].body, "v1", TABLES))
+    assert eq.locations == "narrower"
+    assert (eq.detail("locations") or "").startswith(f"lost {sorted(US[1:])[0]}, ")
