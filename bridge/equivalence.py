@@ -27,6 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import Any, Literal
 
 from bridge.equivalence_eval import KEPT, CpuPair, Kept, Selection, legacy_selection, rest_selection
@@ -131,6 +132,7 @@ def unexplained(equivalence: Equivalence, findings: Iterable[Finding]) -> tuple[
 # --- compare -----------------------------------------------------------------------------------------------
 
 _Part = tuple[Verdict, str]
+_SAME: _Part = ("same", "")
 
 
 def _names(items: Sequence[str]) -> str:
@@ -152,25 +154,19 @@ def _sets(legacy: Sequence[str], rest: Sequence[str]) -> _Part:
     return "same", ""
 
 
-def _merge(parts: Iterable[_Part]) -> _Part:
+def _merge(parts: Sequence[_Part]) -> _Part:
     """One verdict for several parts of an aspect: any mix of changes is ``different``."""
-    if all(verdict == "same" for verdict, _ in parts):
-        return "same", ""
-    verdicts = set()
-    texts = []
-    for verdict, text in parts:
-        if verdict != "same":
-            verdicts.add(verdict)
-            if text:
-                texts.append(text)
-    if not verdicts:
-        return "same", ""
-    return (verdicts.pop() if len(verdicts) == 1 else "different"), "; ".join(texts)
+    changed = [part for part in parts if part[0] != "same"]
+    if not changed:
+        return _SAME
+    verdicts = {verdict for verdict, _ in changed}
+    text = "; ".join(text for _, text in changed if text)
+    return (verdicts.pop() if len(verdicts) == 1 else "different"), text
 
 
 def _value(label: str, legacy: Any, rest: Any, show: Callable[[Any], str] = repr) -> _Part:
     if rest is KEPT or rest == legacy:
-        return "same", ""
+        return _SAME
     return "different", f"{label} {show(legacy)} -> {show(rest)}"
 
 
@@ -180,6 +176,17 @@ def _set_value(label: str, legacy: frozenset[str] | Kept | None, rest: frozenset
     have = sorted(legacy) if isinstance(legacy, frozenset) else []
     _, text = _sets(have, sorted(rest or ()))
     return "different", f"{label} {text}"
+
+
+_GPU = attrgetter("gpu_types", "gpu_count")
+_WORKERS = attrgetter("workers_min", "workers_max")
+_SCALING = attrgetter("scaler_type", "scaler_value", "idle_timeout")
+_OTHER = attrgetter("execution_timeout_ms", "allowed_cuda", "min_cuda", "volumes", "template_id", "name")
+
+
+def _kept_or_equal(get: Callable[[Selection], tuple[Any, ...]], legacy: Selection, rest: Selection) -> bool:
+    """The fast path: every value of the body is kept or equal to the legacy one (the usual case)."""
+    return all(want is KEPT or want == have for have, want in zip(get(legacy), get(rest), strict=True))
 
 
 def _problems(side: str, selection: Selection, aspect: Aspect) -> list[_Part]:
@@ -195,6 +202,8 @@ def _gpu(legacy: Selection, rest: Selection) -> _Part:
         return "not-applicable", ""
     if rest.compute == "cpu":
         return "different", "the body selects CPU instances for a GPU endpoint"
+    if not legacy.problems and not rest.problems and _kept_or_equal(_GPU, legacy, rest):
+        return _SAME
     parts = [*_problems("legacy", legacy, "gpu"), *_problems("body", rest, "gpu")]
     if isinstance(rest.gpu_types, tuple) and isinstance(legacy.gpu_types, tuple):
         part = _sets(legacy.gpu_types, rest.gpu_types)
@@ -266,6 +275,8 @@ def _cpu(legacy: Selection, rest: Selection) -> _Part:
 
 
 def _workers(legacy: Selection, rest: Selection) -> _Part:
+    if _kept_or_equal(_WORKERS, legacy, rest):
+        return _SAME
     return _merge(
         [
             _value("workersMin", legacy.workers_min, rest.workers_min),
@@ -275,6 +286,8 @@ def _workers(legacy: Selection, rest: Selection) -> _Part:
 
 
 def _scaling(legacy: Selection, rest: Selection) -> _Part:
+    if _kept_or_equal(_SCALING, legacy, rest):
+        return _SAME
     return _merge(
         [
             _value("scalerType", legacy.scaler_type, rest.scaler_type),
@@ -285,6 +298,8 @@ def _scaling(legacy: Selection, rest: Selection) -> _Part:
 
 
 def _other(legacy: Selection, rest: Selection) -> _Part:
+    if not legacy.problems and not rest.problems and _kept_or_equal(_OTHER, legacy, rest):
+        return _SAME
     parts = [*_problems("legacy", legacy, "other"), *_problems("body", rest, "other")]
     parts += [
         _value("executionTimeoutMs", legacy.execution_timeout_ms, rest.execution_timeout_ms),

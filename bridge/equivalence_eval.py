@@ -22,8 +22,7 @@ from __future__ import annotations
 import enum
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal, TypeVar
+from typing import Any, Literal, NamedTuple, TypeVar
 
 from bridge.models import LegacyEndpoint
 from bridge.tables import Tables
@@ -49,9 +48,8 @@ _FLASHBOOT = ("OFF", "FLASHBOOT", "PRIORITY_FLASHBOOT")
 _SUFFIX = re.compile(r"\s*-fb\s*\Z", re.IGNORECASE)
 
 
-@dataclass(frozen=True, slots=True)
-class Selection:
-    """What one side selects, in one shape for the legacy record, a v1 body and a v2 body.
+class Selection(NamedTuple):
+    """What one side selects, in one shape for the legacy record, a v1 body and a v2 body (immutable).
 
     ``None`` means "not set" (for ``data_centers``: anywhere); ``KEPT`` means "not in the body".
     ``problems`` are ``(aspect, text)`` pairs for what the evaluator could not resolve (an unknown pool).
@@ -79,7 +77,7 @@ class Selection:
     template_id: str | Kept | None = KEPT
     name: str | Kept | None = KEPT  # without any trailing -fb markers
     name_has_suffix: bool = False
-    problems: tuple[tuple[str, str], ...] = field(default=())
+    problems: tuple[tuple[str, str], ...] = ()
 
 
 # --- table index (built once per Tables, cached) -----------------------------------------------------------
@@ -88,7 +86,18 @@ class Selection:
 class _Index:
     """Case-folded lookups over one :class:`Tables`, and caches of the strings an account repeats."""
 
-    __slots__ = ("cpu_flavors", "dcs", "gpu_cache", "list_cache", "loc_cache", "pools", "regions", "tables", "types")
+    __slots__ = (
+        "cpu_flavors",
+        "dcs",
+        "gpu_cache",
+        "list_cache",
+        "loc_cache",
+        "pools",
+        "regions",
+        "tables",
+        "types",
+        "v2_cache",
+    )
 
     def __init__(self, tables: Tables) -> None:
         self.tables = tables
@@ -105,6 +114,7 @@ class _Index:
         self.cpu_flavors = {f.casefold(): f for f in tables.cpu_flavors}
         self.gpu_cache: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
         self.list_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self.v2_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[tuple[str, ...], ...]] = {}
         self.loc_cache: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
 
 
@@ -322,18 +332,32 @@ def _rest_gpu_v2(
     pools = _str_list(gpu, "pools", "gpu", problems)
     if pools is None:
         return KEPT, KEPT
+    # Sending pools without excludedTypes clears the exclusions (v2 PATCH semantics): absent means none.
+    excluded = _str_list(gpu, "excludedTypes", "gpu", problems) or []
+    key = (tuple(pools), tuple(excluded))
+    cached = index.v2_cache.get(key)
+    if cached is None:
+        cached = _expand_v2(index, pools, excluded)
+        _remember(index.v2_cache, key, cached)
+    problems.extend(("gpu", text) for text in cached[2])
+    return cached[0], cached[1]
+
+
+def _expand_v2(
+    index: _Index, pools: list[str], excluded: list[str]
+) -> tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]:
+    """``(types, known pools, problems)`` of v2 ``gpu.pools`` minus ``gpu.excludedTypes``."""
+    problems: list[str] = []
     members: list[str] = []
     known: list[str] = []
     for pool in pools:
         entry = index.pools.get(pool.casefold())
         if entry is None:
-            problems.append(("gpu", f"gpu.pools entry {pool!r} is not a known pool"))
+            problems.append(f"gpu.pools entry {pool!r} is not a known pool")
             continue
         known.append(entry[0])
         members.extend(entry[1])
-    # Sending pools without excludedTypes clears the exclusions (v2 PATCH semantics): absent means none.
-    excluded = _str_list(gpu, "excludedTypes", "gpu", problems) or []
-    return _minus(members, excluded), _unique(known)
+    return _minus(members, excluded), _unique(known), tuple(problems)
 
 
 def _cpu_v1(index: _Index, body: Mapping[str, Any], problems: list[tuple[str, str]]) -> frozenset[CpuPair] | Kept:
