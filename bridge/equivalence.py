@@ -1,8 +1,9 @@
 """Prove each translation: compare what the legacy endpoint selects with what the REST body selects (issue 14).
 
 Translation validation, as compilers do it: two small evaluators written from the APIs' meaning
-(:mod:`bridge.equivalence_eval`, independent of :mod:`bridge.translate` and the targets) each say what one side
-selects, under the same tables, and :func:`compare` says, per aspect, whether the body keeps the selection::
+(:mod:`bridge.equivalence_eval` for the legacy form, :mod:`bridge.equivalence_rest` for a body; neither uses
+:mod:`bridge.translate` or the targets) each say what one side selects, under the same tables, and
+:func:`compare` says, per aspect, whether the body keeps the selection::
 
     legacy = legacy_selection(endpoint, tables)
     rest = rest_selection(plan.body, "v1", tables)
@@ -30,7 +31,8 @@ from dataclasses import dataclass
 from operator import attrgetter
 from typing import Any, Literal
 
-from bridge.equivalence_eval import KEPT, CpuPair, Kept, Selection, legacy_selection, rest_selection
+from bridge.equivalence_eval import KEPT, CpuPair, Kept, Selection, legacy_selection
+from bridge.equivalence_rest import rest_selection
 from bridge.models import Finding
 
 __all__ = [
