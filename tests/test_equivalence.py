@@ -111,6 +111,30 @@ def test_legacy_cpu_instances_are_flavor_vcpu_pairs_and_ignore_gpu_ids() -> None
     assert [aspect for aspect, _ in sel.problems] == ["cpu"]
 
 
+def test_expansions_are_cached_per_tables_not_shared_between_them() -> None:
+    """The same gpuIds string evaluates under each table's own pools (the caches are per Tables object)."""
+    one = build_tables(pools={"P": ["GPU A", "GPU B"]})
+    two = build_tables(pools={"P": ["GPU C"]})
+    endpoint = ep(gpuIds="P,-GPU B")
+    assert legacy_selection(endpoint, one).gpu_types == ("GPU A",)
+    assert legacy_selection(endpoint, two).gpu_types == ("GPU C",)
+    assert legacy_selection(endpoint, one).gpu_types == ("GPU A",)
+
+
+def test_the_evaluators_do_not_use_the_translator() -> None:
+    """Independence: the equivalence modules import neither bridge.translate nor a target module."""
+    import ast
+    from pathlib import Path
+
+    import bridge.equivalence
+
+    for path in Path(bridge.equivalence.__file__).parent.glob("equivalence*.py"):
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        imported = {node.module for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
+        imported |= {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
+        assert not {m for m in imported if m and ("translate" in m or "target" in m)}, path
+
+
 # --- the REST evaluator ------------------------------------------------------------------------------------
 
 
@@ -253,6 +277,14 @@ def test_scaling_workers_and_other_name_the_changed_values() -> None:
     assert check(fields, {"allowedCudaVersions": ["12.4"], "templateId": "other"}).lines() == [
         "other: different, allowedCudaVersions lost 12.8; templateId 'tpl' -> 'other'"
     ]
+
+
+def test_an_unresolved_legacy_token_is_never_same() -> None:
+    """A legacy token the evaluator cannot resolve makes the aspect differ, naming the token."""
+    eq = check({"gpuIds": "AMPERE_16,HOPPER_143"}, {"gpuTypeIds": list(A16)})
+    assert eq.gpu == "different"
+    assert eq.detail("gpu") == "legacy: gpuIds token 'HOPPER_143' is not a known pool or GPU type"
+    assert check({"gpuIds": "AMPERE_16", "locations": "US,XX"}, {"dataCenterIds": list(US)}).locations == "different"
 
 
 def test_to_dict_and_describe() -> None:
