@@ -11,7 +11,7 @@ from helpers import SAMPLE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import bridge.target_v2
+import bridge.targets.v2
 import bridge.translate
 from bridge import build_plan
 from bridge.emulator.generate import generate_account
@@ -525,7 +525,7 @@ MUTATIONS: list[tuple[str, Any, str, Callable[[Any], Any], str, tuple[str, ...]]
     ("drop a data center", bridge.translate, "_locations", _after(_drop_data_center), "locations", ("v1", "v2")),
     ("double vCPUs", bridge.translate, "_cpu", _after(_double_vcpus), "cpu", ("v1", "v2")),
     ("raise workersMax", bridge.translate, "_settings", _after(_raise_workers_max), "workers", ("v1", "v2")),
-    ("v2 pools without excludedTypes", bridge.target_v2, "build_v2_body", _no_excluded_types, "gpu", ("v2",)),
+    ("v2 pools without excludedTypes", bridge.targets.v2, "build_v2_body", _no_excluded_types, "gpu", ("v2",)),
 ]
 CASES = [(name, target) for name, *_, targets in MUTATIONS for target in targets]
 
