@@ -39,11 +39,13 @@ __all__ = [
     "ASPECTS",
     "EXPLAINED_BY",
     "KEPT",
+    "ORDER_EXPLAINED_BY",
     "Aspect",
     "Equivalence",
     "Selection",
     "Verdict",
     "compare",
+    "explanations",
     "legacy_selection",
     "rest_selection",
     "unexplained",
@@ -58,6 +60,11 @@ EXPLAINED_BY: Mapping[str, tuple[Aspect, ...]] = {
     "cpu-vcpu-mismatch": ("cpu",),  # v1 takes one vcpuCount for every flavor
 }
 """Finding codes that explain a difference on an aspect (the translation reported the loss itself)."""
+
+ORDER_EXPLAINED_BY: Mapping[str, tuple[Aspect, ...]] = {
+    "gpu-priority-order-changed": ("gpu",),  # v2: a GPU type sent as its pool takes that pool's place
+}
+"""Finding codes that explain only a changed priority order (the same members) on an aspect."""
 
 _MAX_NAMES = 6
 _OK: frozenset[str] = frozenset({"same", "not-applicable"})
@@ -77,6 +84,7 @@ class Equivalence:
     frozen: tuple[Aspect, ...] = ()
     unpinned: tuple[Aspect, ...] = ()
     details: tuple[tuple[Aspect, str], ...] = ()  # (aspect, "lost NVIDIA RTX A6000") for each non-same aspect
+    reordered: tuple[Aspect, ...] = ()  # differing aspects whose only difference is the priority order
 
     def verdict(self, aspect: Aspect) -> Verdict:
         """Return the verdict on one aspect."""
@@ -125,9 +133,25 @@ class Equivalence:
         return "not equivalent: " + "; ".join(self.lines())
 
 
+def explanations(equivalence: Equivalence, findings: Iterable[Finding]) -> dict[Aspect, str]:
+    """The finding code that explains each differing aspect it explains (see :data:`EXPLAINED_BY`)."""
+    if equivalence.equivalent:
+        return {}
+    out: dict[Aspect, str] = {}
+    for f in findings:
+        aspects = EXPLAINED_BY.get(f.code, ())
+        aspects += tuple(a for a in ORDER_EXPLAINED_BY.get(f.code, ()) if a in equivalence.reordered)
+        for aspect in aspects:
+            if aspect in equivalence.differing:
+                out.setdefault(aspect, f.code)
+    return out
+
+
 def unexplained(equivalence: Equivalence, findings: Iterable[Finding]) -> tuple[Aspect, ...]:
     """The differing aspects that no finding in ``findings`` explains (see :data:`EXPLAINED_BY`)."""
-    explained = {aspect for f in findings for aspect in EXPLAINED_BY.get(f.code, ())}
+    if equivalence.equivalent:
+        return ()
+    explained = explanations(equivalence, findings)
     return tuple(a for a in equivalence.differing if a not in explained)
 
 
@@ -315,6 +339,19 @@ def _other(legacy: Selection, rest: Selection) -> _Part:
     return ("different" if verdict != "same" else "same"), text
 
 
+def _reordered_only(legacy: Selection, rest: Selection) -> bool:
+    """The body selects the same GPU types and count, in another priority order."""
+    have, want = legacy.gpu_types, rest.gpu_types
+    return (
+        isinstance(have, tuple)
+        and isinstance(want, tuple)
+        and have != want
+        and set(have) == set(want)
+        and (rest.gpu_count is KEPT or rest.gpu_count == legacy.gpu_count)
+        and not any(name == "gpu" for name, _ in (*legacy.problems, *rest.problems))
+    )
+
+
 _COMPARERS: tuple[tuple[Aspect, Callable[[Selection, Selection], _Part]], ...] = (
     ("gpu", _gpu),
     ("locations", _locations),
@@ -337,6 +374,9 @@ def compare(legacy: Selection, rest: Selection) -> Equivalence:
             details.append((aspect, text))
     frozen: list[Aspect] = []
     unpinned: list[Aspect] = []
+    reordered: tuple[Aspect, ...] = ()
+    if verdicts["gpu"] == "different" and _reordered_only(legacy, rest):
+        reordered = ("gpu",)
     if legacy.compute == "gpu" and isinstance(rest.gpu_types, tuple) and isinstance(rest.gpu_pools, tuple):
         pools = legacy.gpu_pools if isinstance(legacy.gpu_pools, tuple) else ()
         if any(pool not in rest.gpu_pools for pool in pools):
@@ -356,4 +396,5 @@ def compare(legacy: Selection, rest: Selection) -> Equivalence:
         frozen=tuple(frozen),
         unpinned=tuple(unpinned),
         details=tuple(details),
+        reordered=reordered,
     )

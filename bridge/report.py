@@ -16,6 +16,7 @@ __all__ = [
     "FORMATS",
     "RESULT_FORMATS",
     "blocked_codes",
+    "equivalence_summary",
     "render",
     "render_json",
     "render_markdown",
@@ -57,6 +58,19 @@ def _tables_line(plan: Plan) -> str:
     return f"GPU pools: {pools}; overrides: {overrides}"
 
 
+def equivalence_summary(plan: Plan) -> str:
+    """The equivalence counts (issue 14): ``equivalence: 3 proved equivalent, 5 with frozen lists, ...``."""
+    s = plan.summary
+    return (
+        f"equivalence: {s.equivalent} proved equivalent, {s.equivalent_frozen} equivalent with frozen lists, "
+        f"{s.explained} differing as reported, {s.not_equivalent} not equivalent (blocked)"
+    )
+
+
+def _equivalence(ep: EndpointPlan) -> str | None:
+    return f"equivalence: {ep.equivalence.describe()}" if ep.equivalence is not None else None
+
+
 def _label(ep: EndpointPlan) -> str:
     return f"{ep.id}  {json.dumps(ep.name, ensure_ascii=False)}" if ep.name is not None else ep.id
 
@@ -66,6 +80,7 @@ def render_text(plan: Plan, fh: TextIO) -> None:
     w = fh.write
     w(f"bridge plan for {_TARGET_NAME[plan.target]} ({plan.generated_at})\n")
     w(f"{_headline(plan)}\n")
+    w(f"{equivalence_summary(plan)}\n")
     w(f"{_tables_line(plan)}\n")
     groups = [
         ("blocked", "BLOCKED: nothing will be sent for these until the errors are fixed"),
@@ -80,6 +95,8 @@ def render_text(plan: Plan, fh: TextIO) -> None:
         for ep in members:
             mark = {"blocked": "!!", "update": "->", "unchanged": "=="}[status]
             w(f"  {mark} {_label(ep)}\n")
+            if (line := _equivalence(ep)) is not None:
+                w(f"       {line}\n")
             if status == "update":
                 width = max((len(c.field) for c in ep.changes), default=0)
                 for change in ep.changes:
@@ -128,7 +145,8 @@ def render_markdown(plan: Plan, fh: TextIO) -> None:
     w = fh.write
     w(f"## bridge plan for {_TARGET_NAME[plan.target]}\n\n")
     w(f"**{_headline(plan)}** · {_md(_tables_line(plan))} · generated {plan.generated_at}\n\n")
-    w("| status | endpoint | name | changes | findings |\n| --- | --- | --- | --- | --- |\n")
+    w(f"{equivalence_summary(plan)}\n\n")
+    w("| status | endpoint | name | changes | findings | equivalence |\n| --- | --- | --- | --- | --- | --- |\n")
     order = {"blocked": 0, "update": 1, "unchanged": 2}
     for ep in sorted(plan.endpoints, key=lambda e: order[e.status]):
         status = "**BLOCKED**" if ep.blocked else ep.status
@@ -136,7 +154,8 @@ def render_markdown(plan: Plan, fh: TextIO) -> None:
         findings = "<br>".join(
             f"{f.severity} `{f.code}`: {_md(f.message)}" for f in _findings(ep) if f.code != "field-not-carried"
         )
-        w(f"| {status} | `{ep.id}` | {_md(ep.name or '')} | {changes} | {findings} |\n")
+        equivalence = _md(ep.equivalence.describe()) if ep.equivalence is not None else ""
+        w(f"| {status} | `{ep.id}` | {_md(ep.name or '')} | {changes} | {findings} | {equivalence} |\n")
 
 
 FORMATS: dict[str, Callable[[Plan, TextIO], None]] = {

@@ -11,6 +11,7 @@ from helpers import SAMPLE
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import bridge.targets.v1
 import bridge.targets.v2
 import bridge.translate
 from bridge import build_plan
@@ -25,9 +26,11 @@ from bridge.equivalence import (
     rest_selection,
     unexplained,
 )
-from bridge.models import EndpointPlan, LegacyEndpoint, Plan
+from bridge.equivalence_plan import LEGACY_FIELD
+from bridge.models import LegacyEndpoint, Plan
 from bridge.snapshot import load_snapshot, parse_snapshot
 from bridge.tables import Tables, build_tables, bundled_tables
+from bridge.targets import get_target
 
 TABLES = bundled_tables()
 A16 = TABLES.pools["AMPERE_16"]
@@ -313,24 +316,7 @@ def test_to_dict_and_describe() -> None:
 # --- against the translator --------------------------------------------------------------------------------
 
 
-def known_gap(eq: Equivalence, item: EndpointPlan, target: str) -> bool:
-    """A translator loss the property found and the report names, allowed here so the property stays strict.
-
-    v2, gpu-type-as-pool: a GPU type token becomes its pool, so it takes that pool's place in the priority order
-    (``GPU T1,P_A`` with P_B = [T0, T1], P_A = [T0] -> pools [P_B, P_A] rent T0 before T1). The set is the same;
-    the warning does not mention the order.
-    """
-    codes = {f.code for f in item.findings}
-    detail = eq.detail("gpu") or ""
-    return (
-        target == "v2"
-        and "gpu-type-as-pool" in codes
-        and unexplained(eq, item.findings) == ("gpu",)
-        and detail.startswith("priority order changed")
-    )
-
-
-def plan_problems(plan: Plan, endpoints: list[LegacyEndpoint], tables: Tables, *, gaps: bool = True) -> list[str]:
+def plan_problems(plan: Plan, endpoints: list[LegacyEndpoint], tables: Tables) -> list[str]:
     """Each unblocked endpoint whose body differs from its legacy form without a finding that explains it."""
     by_id = {e.id: e for e in endpoints}
     out = []
@@ -338,7 +324,7 @@ def plan_problems(plan: Plan, endpoints: list[LegacyEndpoint], tables: Tables, *
         if item.blocked:
             continue
         eq = compare(legacy_selection(by_id[item.id], tables), rest_selection(item.body, plan.target, tables))
-        if unexplained(eq, item.findings) and not (gaps and known_gap(eq, item, plan.target)):
+        if unexplained(eq, item.findings):
             out.append(f"{item.id} {by_id[item.id].gpuIds!r}: {eq.describe()}")
     return out
 
@@ -425,26 +411,63 @@ def test_every_unblocked_endpoint_is_equivalent_under_generated_tables(
     assert plan_problems(plan, endpoints, tables) == []
 
 
-def test_known_gap_v2_type_token_changes_the_priority_order() -> None:
-    """The v2 gap the property found is real and caught: without the allowance the endpoint is not equivalent."""
+def test_v2_type_token_that_changes_the_priority_order_is_reported_and_explained(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Gap 1: a GPU type sent as its v2 pool can change the priority order; the v2 target says so.
+
+    No v2 body keeps the order (excludedTypes applies to every pool), so the warning explains the order
+    change, and only that: without the warning the plan blocks the endpoint as not equivalent.
+    """
     tables = build_tables(pools={"P_A": ["GPU T0"], "P_B": ["GPU T0", "GPU T1"]})
     endpoint = LegacyEndpoint.model_validate({"id": "e", "name": "svc", "gpuIds": "GPU T1,P_A"})
-    plan = build_plan([endpoint], tables, target="v2")
-    assert plan.endpoints[0].body["gpu"]["pools"] == ["P_B", "P_A"]
-    assert plan_problems(plan, [endpoint], tables) == []
-    assert plan_problems(plan, [endpoint], tables, gaps=False) == [
-        "e 'GPU T1,P_A': not equivalent: gpu: different, priority order changed: GPU T1, GPU T0 -> GPU T0, GPU T1"
-    ]
+    item = build_plan([endpoint], tables, target="v2").endpoints[0]
+    assert item.body["gpu"]["pools"] == ["P_B", "P_A"] and not item.blocked
+    codes = [f.code for f in item.findings]
+    assert "gpu-priority-order-changed" in codes and "not-equivalent" not in codes
+    assert item.equivalence is not None and item.equivalence.gpu == "different"
+    assert item.equivalence.explained == {"gpu": "gpu-priority-order-changed"}
+    assert plan_problems(build_plan([endpoint], tables, target="v2"), [endpoint], tables) == []
+    # The order survives when the type's pool brings nothing a later token selects: no warning.
+    other = build_tables(pools={"P_A": ["GPU T0"], "P_B": ["GPU T1", "GPU T2"]})
+    kept = build_plan([endpoint], other, target="v2").endpoints[0]
+    assert kept.body["gpu"] == {"pools": ["P_B", "P_A"], "excludedTypes": ["GPU T2"]}
+    assert "gpu-priority-order-changed" not in [f.code for f in kept.findings]
+    assert kept.equivalence is not None and kept.equivalence.gpu == "same"
+    # Without the warning the check blocks it.
+    monkeypatch.setattr(bridge.targets.v2, "_check_order", lambda *args: None)
+    blocked = build_plan([endpoint], tables, target="v2").endpoints[0]
+    assert blocked.blocked and blocked.body == {}
+    (gap,) = [f for f in blocked.findings if f.code == "not-equivalent"]
+    assert gap.field == "gpuIds" and "priority order changed: GPU T1, GPU T0 -> GPU T0, GPU T1" in gap.message
 
 
-def test_case_variant_exclusion_left_in_a_v1_body_is_caught() -> None:
-    """A lower-case exclusion the v1 translator does not match (it warns exclusion-not-in-pools) is a widening."""
+def test_an_order_explanation_does_not_cover_a_changed_set() -> None:
+    """gpu-priority-order-changed explains a reordering only: a lost or gained type stays unexplained."""
+    from bridge.models import Finding
+
+    warning = Finding(severity="warning", code="gpu-priority-order-changed", field="gpuIds", message="m")
+    reordered = check({"gpuIds": "AMPERE_48"}, {"gpuTypeIds": ["NVIDIA RTX A6000", "NVIDIA A40"]})
+    assert reordered.reordered == ("gpu",) and unexplained(reordered, [warning]) == ()
+    narrowed = check({"gpuIds": "AMPERE_48"}, {"gpuTypeIds": ["NVIDIA A40"]})
+    assert narrowed.reordered == () and unexplained(narrowed, [warning]) == ("gpu",)
+
+
+def test_case_variant_exclusion_left_in_a_v1_body_is_never_sent() -> None:
+    """Gap 2 (issue 13 fixes the translator): a lower-case exclusion the v1 body ignores is blocked meanwhile.
+
+    Either the translator drops NVIDIA RTX A6000 (fixed) and the endpoint is equivalent, or the body keeps it
+    and the check blocks the endpoint: an unblocked body that rents the excluded card is the bug.
+    """
     endpoint = LegacyEndpoint.model_validate({"id": "e", "name": "svc", "gpuIds": "AMPERE_48,-nvidia rtx a6000"})
-    plan = build_plan([endpoint], TABLES, target="v1")
-    assert not plan.endpoints[0].blocked
-    assert plan_problems(plan, [endpoint], TABLES) == [
-        "e 'AMPERE_48,-nvidia rtx a6000': not equivalent: gpu: wider, gained NVIDIA RTX A6000"
-    ]
+    item = build_plan([endpoint], TABLES, target="v1").endpoints[0]
+    draft = bridge.targets.v1.build_v1_body(bridge.translate.analyse(endpoint, TABLES), TABLES).body
+    if "NVIDIA RTX A6000" in draft["gpuTypeIds"]:
+        assert item.blocked and item.equivalence is not None and item.equivalence.gpu == "wider"
+        (gap,) = [f for f in item.findings if f.code == "not-equivalent"]
+        assert gap.field == "gpuIds" and "gpu: wider, gained NVIDIA RTX A6000" in gap.message
+    else:
+        assert not item.blocked and item.equivalence is not None and item.equivalence.equivalent
 
 
 # --- mutation tests: break one translator rule at a time, the check must notice -----------------------------
@@ -547,29 +570,37 @@ def _break(name: str, monkeypatch: pytest.MonkeyPatch) -> str:
 def test_a_broken_translator_rule_is_caught(
     name: str, target: str, account: tuple[list[LegacyEndpoint], Tables], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """Every unblocked endpoint whose selection the broken rule changed is not equivalent on the rule's aspect.
+    """The plan blocks every endpoint whose selection the broken rule changed, naming the rule's aspect.
 
-    "Changed" compares what the correct and the broken body select (a body that only lost an empty
+    "Changed" compares what the correct and the broken draft body select (a body that only lost an empty
     ``excludedTypes`` selects the same), so a mutation that changes nothing for an endpoint is not counted.
+    An endpoint the plan leaves unblocked must select what its correct body selects.
     """
     endpoints, tables = account
     good = {p.id: p for p in build_plan(endpoints, tables, target=target).endpoints}  # type: ignore[arg-type]
     aspect = _break(name, monkeypatch)
     bad = build_plan(endpoints, tables, target=target)  # type: ignore[arg-type]
+    spec = get_target(target)
     by_id = {e.id: e for e in endpoints}
-    affected = 0
+    field = LEGACY_FIELD[aspect]  # type: ignore[index]
+    caught = 0
     for item in bad.endpoints:
-        if item.blocked or good[item.id].blocked:
+        if good[item.id].blocked:
             continue
         legacy = legacy_selection(by_id[item.id], tables)
         before = compare(legacy, rest_selection(good[item.id].body, target, tables))  # type: ignore[arg-type]
-        after = compare(legacy, rest_selection(item.body, target, tables))  # type: ignore[arg-type]
-        if after == before:
-            assert item.body == good[item.id].body or "excludedTypes" in name, (name, item.id)
+        if not item.blocked:
+            after = compare(legacy, rest_selection(item.body, target, tables))  # type: ignore[arg-type]
+            assert after == before, (name, item.id, item.body, after.describe())
             continue
-        affected += 1
-        assert aspect in unexplained(after, item.findings), (name, item.id, item.body, after.describe())
-    assert affected >= 3, f"{name} changed only {affected} bodies: the mutation tests nothing"
+        draft = spec.build(bridge.translate.analyse(by_id[item.id], tables), tables).body
+        assert compare(legacy, rest_selection(draft, target, tables)) != before, (name, item.id)  # type: ignore[arg-type]
+        gaps = [f for f in item.findings if f.code == "not-equivalent"]
+        assert any(f.field == field for f in gaps), (name, item.id, item.findings)
+        assert item.equivalence is not None and aspect in item.equivalence.differing
+        caught += 1
+    assert caught >= 3, f"{name} blocked only {caught} endpoints: the mutation tests nothing"
+    assert bad.summary.not_equivalent == caught
 
 
 def test_a_custom_rule_that_changes_the_selection_is_reported() -> None:

@@ -42,14 +42,35 @@ def test_json_plan_follows_spec_shape() -> None:
     assert doc["format_version"] == 1 and doc["target"] == "v1" and doc["generated_at"] == WHEN
     assert doc["tables"] == {"gpu_pools": "snapshot", "overrides": []}
     first = doc["endpoints"][0]
-    assert list(first) == ["id", "name", "status", "body", "changes", "fingerprint", "findings"]
+    assert list(first) == ["id", "name", "status", "body", "changes", "fingerprint", "findings", "equivalence"]
+    assert first["equivalence"] == {
+        "gpu": "same",
+        "locations": "same",
+        "flashboot": "same",
+        "cpu": "not-applicable",
+        "scaling": "same",
+        "workers": "same",
+        "other": "same",
+        "frozen": ["gpu", "locations"],
+    }
+    blocked = next(ep for ep in doc["endpoints"] if ep["status"] == "blocked")
+    assert blocked["equivalence"] is None  # blocked by another error: no body to prove
     assert first["changes"][0] == {
         "field": "name",
         "from": "Generated Endpoint -fb",
         "to": "Generated Endpoint",
     }
     assert list(first["findings"][0]) == ["severity", "code", "field", "message"]
-    assert doc["summary"] == {"endpoints": 16, "update": 10, "unchanged": 0, "blocked": 6}
+    assert doc["summary"] == {
+        "endpoints": 16,
+        "update": 10,
+        "unchanged": 0,
+        "blocked": 6,
+        "equivalent": 2,
+        "equivalent_frozen": 6,
+        "explained": 2,
+        "not_equivalent": 0,
+    }
     assert Plan.model_validate(doc) == sample_plan()
 
 
