@@ -616,3 +616,73 @@ def test_a_custom_rule_that_changes_the_selection_is_reported() -> None:
     eq = compare(legacy_selection(endpoint, TABLES), rest_selection(plan.endpoints[0].body, "v1", TABLES))
     assert eq.locations == "narrower"
     assert (eq.detail("locations") or "").startswith(f"lost {sorted(US[1:])[0]}, ")
+
+
+def test_a_custom_rule_change_is_named_and_not_blocked() -> None:
+    """The plan reports a rule's deliberate change with the rule's name; a rule that changes nothing is not named."""
+
+    def only_first_dc(endpoint: LegacyEndpoint, body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        if body.get("dataCenterIds"):
+            body["dataCenterIds"] = body["dataCenterIds"][:1]
+        return body, []
+
+    def no_op(endpoint: LegacyEndpoint, body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        return body, []
+
+    endpoint = LegacyEndpoint.model_validate({"id": "e", "name": "svc", "gpuIds": "AMPERE_16", "locations": "US"})
+    plan = build_plan([endpoint], TABLES, rules=[no_op, only_first_dc])
+    item = plan.endpoints[0]
+    assert not item.blocked and "not-equivalent" not in [f.code for f in item.findings]
+    assert item.equivalence is not None and item.equivalence.locations == "narrower"
+    assert item.equivalence.rules == ["only_first_dc"]
+    assert "changed by rule only_first_dc" in item.equivalence.describe()
+    assert (plan.summary.explained, plan.summary.not_equivalent) == (1, 0)
+    assert json.loads(plan.to_json())["endpoints"][0]["equivalence"]["rules"] == ["only_first_dc"]
+    # A rule that leaves the body as it is changes nothing and is not named.
+    flip = build_plan([endpoint], TABLES, rules=[no_op]).endpoints[0]
+    assert flip.equivalence is not None and flip.equivalence.equivalent and flip.equivalence.rules == []
+
+
+def test_a_rule_does_not_hide_a_translator_gap(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A difference the draft body already had is the translator's, blocked even when a rule changed the body."""
+
+    def rename(endpoint: LegacyEndpoint, body: dict[str, Any]) -> tuple[dict[str, Any], list[Any]]:
+        return {**body, "workersMax": 5}, []
+
+    _break("drop a data center", monkeypatch)
+    endpoint = LegacyEndpoint.model_validate({"id": "e", "name": "svc", "gpuIds": "AMPERE_16", "locations": "US"})
+    item = build_plan([endpoint], TABLES, rules=[rename]).endpoints[0]
+    assert item.blocked
+    assert [f.field for f in item.findings if f.code == "not-equivalent"] == ["locations"]
+    assert item.equivalence is not None and item.equivalence.workers == "different"
+    assert item.equivalence.rules == ["rename"]
+
+
+def test_not_equivalent_blocks_plan_check_and_migrate(monkeypatch: pytest.MonkeyPatch, tmp_path: Any) -> None:
+    """plan --check and migrate treat not-equivalent like any other blocking error: reported, never written."""
+    from click.testing import CliRunner
+
+    from bridge.cli import main
+    from bridge.emulator import Emulator
+
+    def invoke(*args: str, env: dict[str, str] | None = None) -> Any:
+        return CliRunner().invoke(main, list(args), env=env, catch_exceptions=False)
+
+    one = ("--endpoint", "i02xupws21hp6i")  # locations "US": a dozen data centers
+    assert invoke("plan", "--from", str(SAMPLE), *one, "--check").exit_code == 4
+    _break("drop a data center", monkeypatch)
+    checked = invoke("plan", "--from", str(SAMPLE), *one, "--check")
+    assert checked.exit_code == 3
+    assert "error: not-equivalent (locations)" in checked.stdout
+    assert "0 proved equivalent, 0 equivalent with frozen lists, 0 differing as reported, 1 not equivalent" in (
+        checked.stdout
+    )
+    doc = json.loads(invoke("plan", "--from", str(SAMPLE), *one, "--format", "json").stdout)
+    assert doc["summary"]["not_equivalent"] == 1 and doc["endpoints"][0]["equivalence"]["locations"] == "narrower"
+    key = "test-key-EQUIV-0123456789"
+    with Emulator(SAMPLE, api_key=key) as emu:
+        env = {**emu.env, "RUNPOD_API_KEY": key}
+        migrated = invoke("migrate", "--yes", "--state-dir", str(tmp_path / "state"), *one, env=env)
+        assert migrated.exit_code == 3, migrated.stderr
+        assert "blocked i02xupws21hp6i: not-equivalent" in migrated.stderr
+        assert emu.write_counts() == {}
