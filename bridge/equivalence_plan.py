@@ -32,10 +32,24 @@ LEGACY_FIELD: Mapping[Aspect, str] = {
 """The legacy field a ``not-equivalent`` finding on an aspect names."""
 
 
+_RESULTS: dict[tuple[Equivalence, tuple[tuple[Aspect, str], ...], tuple[str, ...]], EquivalenceResult] = {}
+_RESULTS_MAX = 4096
+
+
 def result(
     eq: Equivalence, explained: Mapping[Aspect, str] | None = None, rules: Sequence[str] = ()
 ) -> EquivalenceResult:
-    """The plan-JSON form of ``eq`` (SPEC §6)."""
+    """The plan-JSON form of ``eq`` (SPEC §6). Results are frozen and few distinct ones repeat: they are shared."""
+    key = (eq, tuple((explained or {}).items()), tuple(rules))
+    cached = _RESULTS.get(key)
+    if cached is None:
+        if len(_RESULTS) >= _RESULTS_MAX:
+            _RESULTS.clear()
+        cached = _RESULTS[key] = _result(eq, explained, rules)
+    return cached
+
+
+def _result(eq: Equivalence, explained: Mapping[Aspect, str] | None, rules: Sequence[str]) -> EquivalenceResult:
     return EquivalenceResult(
         gpu=eq.gpu,
         locations=eq.locations,
