@@ -317,12 +317,17 @@ def test_to_dict_and_describe() -> None:
 
 
 def plan_problems(plan: Plan, endpoints: list[LegacyEndpoint], tables: Tables) -> list[str]:
-    """Each unblocked endpoint whose body differs from its legacy form without a finding that explains it."""
+    """Each endpoint the plan blocked as not equivalent, and each unblocked endpoint whose body differs from its
+    legacy form without a finding that explains it (evaluated here again, not read from the plan)."""
     by_id = {e.id: e for e in endpoints}
     out = []
     for item in plan.endpoints:
+        gaps = [f.message for f in item.findings if f.code == "not-equivalent"]
+        if gaps:  # the plan's own check found a translator gap: the property must see it too
+            out.append(f"{item.id} {by_id[item.id].gpuIds!r}: blocked: {'; '.join(gaps)}")
         if item.blocked:
             continue
+        assert item.equivalence is not None and item.equivalence.describe()
         eq = compare(legacy_selection(by_id[item.id], tables), rest_selection(item.body, plan.target, tables))
         if unexplained(eq, item.findings):
             out.append(f"{item.id} {by_id[item.id].gpuIds!r}: {eq.describe()}")
