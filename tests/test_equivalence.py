@@ -691,3 +691,14 @@ def test_not_equivalent_blocks_plan_check_and_migrate(monkeypatch: pytest.Monkey
         assert migrated.exit_code == 3, migrated.stderr
         assert "blocked i02xupws21hp6i: not-equivalent" in migrated.stderr
         assert emu.write_counts() == {}
+
+
+def test_a_plan_written_before_the_check_still_loads() -> None:
+    """plan.json files exported before issue 14 have no equivalence and no equivalence counts: they still load."""
+    endpoint = LegacyEndpoint.model_validate({"id": "e", "name": "svc", "gpuIds": "AMPERE_16"})
+    doc = json.loads(build_plan([endpoint], TABLES).to_json())
+    assert doc["endpoints"][0]["equivalence"]["frozen"] == ["gpu"] and doc["summary"]["equivalent_frozen"] == 1
+    del doc["endpoints"][0]["equivalence"]
+    doc["summary"] = {k: doc["summary"][k] for k in ("endpoints", "update", "unchanged", "blocked")}
+    old = Plan.model_validate(doc)
+    assert old.endpoints[0].equivalence is None and old.summary.equivalent_frozen == 0
