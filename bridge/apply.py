@@ -29,6 +29,8 @@ from typing import Any, Literal, Protocol, get_args
 from bridge.errors import ApiError, BridgeError
 from bridge.journal import Backup, BackupEntry, Journal, StateLock, write_backup
 from bridge.models import Plan
+from bridge.progress import counted
+from bridge.progress import phase as progress_phase
 from bridge.targets import RestTarget
 from bridge.targets.base import diff, fingerprint
 
@@ -88,7 +90,7 @@ class ApplyResult:
 
     target: str
     outcomes: list[Outcome]
-    journal_path: Path
+    journal_path: Path | None
     backup_path: Path | None = None
     stopped: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -116,7 +118,7 @@ class ApplyResult:
             "target": self.target,
             "summary": self.counts(),
             "stopped": self.stopped,
-            "journal": str(self.journal_path),
+            "journal": str(self.journal_path) if self.journal_path else None,
             "backup": str(self.backup_path) if self.backup_path else None,
             "notes": self.notes,
             "endpoints": [
@@ -152,6 +154,11 @@ def rollback_items(backup: Backup, target: RestTarget) -> tuple[list[WorkItem], 
         if body:
             items.append(WorkItem(id=entry.id, body=body, name=entry.rest.get("name"), expect=entry.body))
     return items, lost
+
+
+def backup_name(kind: str, stamp: str) -> str:
+    """``backup-<time>.json`` for a migration (``rollback --last`` picks it), ``rollback-backup-...`` for a rollback."""
+    return f"rollback-backup-{stamp}.json" if kind == "rollback" else f"backup-{stamp}.json"
 
 
 def _stamp(now: datetime) -> str:
@@ -319,7 +326,8 @@ async def run_items(
             for outcome in known:
                 journal.record("outcome", endpoint=outcome.id, status=outcome.status, detail=outcome.detail, writes=0)
             run = _Run(api, target, journal, concurrency=concurrency, force=force, sleep=sleep, progress=progress)
-            checked = await asyncio.gather(*(run.check(item) for item in items))
+            progress_phase("checking endpoints", len(items))
+            checked = await asyncio.gather(*(counted(run.check(item)) for item in items))
             outcomes = {o.id: o for _, o in checked if isinstance(o, Outcome)}
             to_write = [(item, state) for item, state in checked if not isinstance(state, Outcome)]
             if to_write and not run.stopped:
@@ -337,14 +345,15 @@ async def run_items(
                     ],
                 )
                 try:
-                    result.backup_path = write_backup(state_dir / f"backup-{stamp}.json", backup)
+                    where = state_dir / backup_name(kind, stamp)
+                    result.backup_path = write_backup(where, backup)
                 except OSError as exc:  # before the first write: nothing was sent
-                    where = state_dir / f"backup-{stamp}.json"
                     raise BridgeError(
                         f"{where}: cannot write the backup ({exc.strerror or exc}): nothing was sent"
                     ) from None
                 journal.record("backup", path=str(result.backup_path), endpoints=len(to_write))
-                for outcome in await asyncio.gather(*(run.write(item) for item, _ in to_write)):
+                progress_phase("writing", len(to_write))
+                for outcome in await asyncio.gather(*(counted(run.write(item)) for item, _ in to_write)):
                     outcomes[outcome.id] = outcome
             else:
                 for item, _ in to_write:
@@ -354,6 +363,9 @@ async def run_items(
             result.outcomes = [*known, *(outcomes[item.id] for item in items)]
             result.stopped = run.stopped
             journal.record("run-end", summary=result.counts(), stopped=run.stopped)
+        if result.backup_path is None:  # nothing was sent: a journal would only be noise in the state directory
+            journal.path.unlink(missing_ok=True)
+            result.journal_path = None
     return result
 
 

@@ -23,6 +23,8 @@ from bridge.config import Settings
 from bridge.errors import ApiError, InputError, NotFoundError, RetiredError, SnapshotError
 from bridge.http import Counters, Http, RetryPolicy, gather_all
 from bridge.models import Finding, LegacyEndpoint, Target
+from bridge.progress import counted
+from bridge.progress import phase as progress_phase
 from bridge.redact import redact_endpoint
 from bridge.rest import RestClient
 from bridge.snapshot import parse_snapshot
@@ -154,6 +156,7 @@ async def _read_all(
         if not with_rest_state:
             return raw, None, {}
         assert listing is not None
+        progress_phase("reading REST state")
         by_id = {item["id"]: item for item in await listing}
     except BaseException:
         if listing is not None:
@@ -199,7 +202,8 @@ async def _read_states(
         except NotFoundError:
             return None
 
-    reads = await gather_all(one(i) for i in endpoint_ids)
+    progress_phase("reading REST state", len(endpoint_ids))
+    reads = await gather_all(counted(one(i)) for i in endpoint_ids)
     state: dict[str, dict[str, Any]] = {}
     findings: dict[str, list[Finding]] = {}
     for endpoint_id, read in zip(endpoint_ids, reads, strict=True):
