@@ -26,7 +26,8 @@ class TerminalProgress:
 
     def __init__(self, stream: TextIO, clock: Callable[[], float] = time.monotonic) -> None:
         self._stream, self._clock = stream, clock
-        self._label, self._total, self._done = "", None, 0
+        self._label, self._done = "", 0
+        self._total: int | None = None
         self._started = self._drawn_at = 0.0
         self._width = 0
         self._drawn = False
