@@ -41,9 +41,10 @@ FROM = click.option(
     "--from",
     "from_file",
     type=click.Path(dir_okay=False),
-    help="Read a snapshot file instead of the live account.",
+    help="Read a snapshot file instead of the live account ('sample': the bundled sample account).",
 )
 DEBUG = click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr (shown only on a terminal).")
 
 # The one exit-code table: every command's --help ends with it, and the README's "Exit codes" repeats it.
 EXIT_CODES = """\b

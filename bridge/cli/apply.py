@@ -16,6 +16,7 @@ from bridge.cli._common import (
     EXIT_CODES,
     KEEP_FB,
     MAPPINGS,
+    QUIET,
     TARGET,
     Connection,
     connection_options,
@@ -38,7 +39,6 @@ STATE_DIR = click.option(
 )
 YES = click.option("--yes", "-y", is_flag=True, help="Write without asking (needed without a terminal).")
 FORCE = click.option("--force", is_flag=True, help="Write endpoints that changed since the plan was made.")
-QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr.")
 SHOW_ALL = click.option(
     "--show-all", is_flag=True, help=f"Before asking, list every endpoint to write, not only the first {50}."
 )
