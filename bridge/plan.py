@@ -69,6 +69,21 @@ def translate(
     return get_target(target).build(analyse(ep, tables, keep_fb_suffix=keep_fb_suffix), tables)
 
 
+def _run_rule(rule: Rule, ep: LegacyEndpoint, body: dict[str, Any]) -> tuple[dict[str, Any], list[Finding]]:
+    """Run a custom rule; one that raises (or answers something else than a body and findings) is one error."""
+    from bridge.errors import BridgeError
+
+    name = getattr(rule, "__qualname__", None) or repr(rule)
+    try:
+        new_body, extra = rule(ep, dict(body))
+        found = list(extra)
+        if not isinstance(new_body, dict) or not all(isinstance(f, Finding) for f in found):
+            raise TypeError("expected (body dict, findings) back")
+    except Exception as exc:
+        raise BridgeError(f"custom rule {name} failed on endpoint {ep.id}: {type(exc).__name__}: {exc}") from exc
+    return new_body, found
+
+
 def plan_endpoint(
     ep: LegacyEndpoint,
     tables: Tables,
@@ -83,7 +98,7 @@ def plan_endpoint(
     body, findings = translation.body, list(translation.findings)
     if rules:
         for rule in rules:
-            body, extra = rule(ep, dict(body))
+            body, extra = _run_rule(rule, ep, body)
             findings.extend(extra)
         findings.extend(target.check_body(body, tables))
     normalized = target.normalize_state(state) if state is not None else None

@@ -57,15 +57,15 @@ def ask(question: str, show: Callable[[], None]) -> None:
     """Show what would be written, ask ``question [y/N]``; anything but y/yes raises :class:`Cancelled`."""
     if not interactive():
         raise Cancelled(2)
-    show()
-    sys.stderr.write(f"{question} [y/N] ")
-    sys.stderr.flush()
     # Inside asyncio.run the first Ctrl-C only cancels the loop's task, which a blocking read never
-    # notices: while asking, Ctrl-C raises at once.
+    # notices: from the first line shown until the answer, Ctrl-C raises at once.
     restore = None
     if threading.current_thread() is threading.main_thread():
         restore = signal.signal(signal.SIGINT, signal.default_int_handler)
     try:
+        show()
+        sys.stderr.write(f"{question} [y/N] ")
+        sys.stderr.flush()
         answer = sys.stdin.readline()
     except KeyboardInterrupt:
         sys.stderr.write("\n")

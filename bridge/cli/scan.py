@@ -38,8 +38,7 @@ def scan(**kwargs: Any) -> None:
     code blocks of Markdown files; directories are walked honouring .gitignore. Nothing is sent
     anywhere.
     """
-    # The public API; bridge/__init__ re-exports lazily, which mypy cannot see.
-    from bridge import build_tables, load_override  # type: ignore[attr-defined]
+    from bridge import build_tables, load_override
     from bridge.errors import InputError
     from bridge.scan import render_scan
     from bridge.scan import scan as run_scan
