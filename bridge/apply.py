@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -284,6 +285,17 @@ class _Run:
         return self._done(Outcome(item.id, item.name, "failed", f"gave up after {writes} writes: {last}", writes))
 
 
+@contextmanager
+def _kept_if_written(result: ApplyResult) -> Iterator[None]:
+    """A run that sent nothing (no backup was needed), even one interrupted, leaves no journal behind."""
+    try:
+        yield
+    finally:
+        if result.backup_path is None and result.journal_path is not None:
+            result.journal_path.unlink(missing_ok=True)
+            result.journal_path = None
+
+
 def _gone(exc: ApiError) -> str:
     return f"no longer exists (deleted since the plan was made?): {exc}"
 
@@ -321,7 +333,7 @@ async def run_items(
         stamp = _stamp(now())
         journal = Journal(state_dir / f"journal-{stamp}.jsonl", secrets=secrets)
         result = ApplyResult(target=target.name, outcomes=[], journal_path=journal.path)
-        with journal:
+        with journal, _kept_if_written(result):
             journal.record("run-start", kind=kind, target=target.name, endpoints=len(items) + len(known), time=stamp)
             for outcome in known:
                 journal.record("outcome", endpoint=outcome.id, status=outcome.status, detail=outcome.detail, writes=0)
@@ -363,9 +375,6 @@ async def run_items(
             result.outcomes = [*known, *(outcomes[item.id] for item in items)]
             result.stopped = run.stopped
             journal.record("run-end", summary=result.counts(), stopped=run.stopped)
-        if result.backup_path is None:  # nothing was sent: a journal would only be noise in the state directory
-            journal.path.unlink(missing_ok=True)
-            result.journal_path = None
     return result
 
 

@@ -19,6 +19,7 @@ without being threaded through each call, and two runs in two threads each keep 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
@@ -66,9 +67,12 @@ def advance(count: int = 1) -> None:
         reporter.advance(count)
 
 
-async def counted(awaitable: Awaitable[T]) -> T:
-    """Await ``awaitable``, then count one step done (whether it returned or raised)."""
-    try:
-        return await awaitable
-    finally:
-        advance()
+def counted(awaitable: Awaitable[T]) -> asyncio.Future[T]:
+    """Schedule ``awaitable`` and count one step done when it ends (returned, raised or was cancelled).
+
+    A task rather than a wrapping coroutine: cancelled before it starts, a wrapper would leave the wrapped
+    coroutine never awaited.
+    """
+    future = asyncio.ensure_future(awaitable)
+    future.add_done_callback(lambda _: advance())
+    return future

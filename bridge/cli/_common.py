@@ -56,7 +56,7 @@ Exit codes (the same for every command):
   4    plan --check / scan --check: something would be written or was found
        (like terraform plan -detailed-exitcode's 2; plan --check gives 4 even when some are blocked)
   130  interrupted (Ctrl-C)
-  141  the reader of stdout went away (bridge plan | head)"""
+  141  stdout was closed before the end (piped into head)"""
 
 
 @dataclass(frozen=True)

@@ -23,6 +23,7 @@ from bridge.cli._common import (
     handle_errors,
 )
 from bridge.cli._consent import ask, require_consent_possible
+from bridge.cli._interrupted import interruptible
 from bridge.cli._progress import progress_shown
 
 if TYPE_CHECKING:
@@ -88,14 +89,22 @@ def _ask_rollback(backup: Backup, show_all: bool) -> None:
         for item in items if show_all else items[:SHOWN]:
             now = next((e.body for e in backup.entries if e.id == item.id), {})
             click.echo(f"  <- {item.id}" + (f"  {json.dumps(item.name)}" if item.name else ""), err=True)
-            width = max((len(key) for key in item.body), default=0)
-            for key, value in item.body.items():
+            changed = {key: value for key, value in item.body.items() if not _same(now.get(key), value)}
+            width = max((len(key) for key in changed), default=0)
+            for key, value in changed.items():
                 old, new = json.dumps(now.get(key), sort_keys=True), json.dumps(value, sort_keys=True)
                 click.echo(f"       {key.ljust(width)}  {old} -> {new}", err=True)
         if not show_all and len(items) > SHOWN:
             click.echo(f"  ... and {plural(len(items) - SHOWN, 'more endpoint')} (--show-all lists them)", err=True)
 
     ask(f"Put back {plural(len(items), 'endpoint')} as they were before that run?", show)
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal, lists compared as sets (as the engine's read-back does)."""
+    if isinstance(a, list) and isinstance(b, list):
+        return sorted(map(repr, a)) == sorted(map(repr, b))
+    return a == b
 
 
 def _last_backup(state_dir: str) -> str:
@@ -159,7 +168,7 @@ def apply(
         click.echo("bridge: nothing to write", err=True)
     elif not yes:
         _ask_plan(plan, show_all)
-    with progress_shown(quiet):
+    with interruptible(state_dir), progress_shown(quiet):
         result = asyncio.run(apply_plan_async(plan, settings, state_dir=state_dir, force=force))
     _finish(result, fmt)
 
@@ -231,7 +240,7 @@ def migrate(
             _ask_plan(plan, show_all)
         return True
 
-    with progress_shown(quiet) as shown:
+    with interruptible(state_dir), progress_shown(quiet) as shown:
         migration = run_migration(
             connection.settings(),
             confirm=confirm,
@@ -295,6 +304,6 @@ def rollback(
     click.echo(f"bridge: backup {path}: {plural(len(backup.entries), 'endpoint')}", err=True)
     if backup.entries and not yes:
         _ask_rollback(backup, show_all)
-    with progress_shown(quiet):
+    with interruptible(state_dir), progress_shown(quiet):
         result = asyncio.run(rollback_async(backup, settings, state_dir=state_dir, force=force))
     _finish(result, fmt)
