@@ -342,3 +342,60 @@ def test_a_custom_rule_that_fails_is_one_error_naming_rule_and_endpoint(rule: Ca
     assert message.startswith("custom rule ") and "<lambda>" in message
     assert f"on endpoint {snapshot.endpoints[0].id}: " in message
     assert "\n" not in message
+
+
+# -- network words ----------------------------------------------------------------------------------------------
+
+
+def test_connection_refused_is_said_as_the_readme_says() -> None:
+    with socket.socket() as probe:  # a port nobody listens on
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = {
+        "RUNPOD_API_KEY": "k",
+        "RUNPOD_GRAPHQL_URL": f"http://127.0.0.1:{port}/graphql",
+        "RUNPOD_REST_URL": f"http://127.0.0.1:{port}/v1",
+    }
+    result = cli("plan", env=env)
+    assert result.exit_code == 1
+    assert f"127.0.0.1:{port}/" in result.output and "cannot connect ([Errno 111] Connection refused)" in result.output
+    assert "cannot connect ([Errno 111] Connection refused)" in README
+
+
+def test_a_host_name_that_does_not_resolve_is_not_retried() -> None:
+    import httpx
+
+    from bridge.errors import ApiError
+    from bridge.http import RetryPolicy
+    from bridge.live import read_live_account
+    from tests.helpers import offline_settings
+
+    calls = 0
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        nonlocal calls
+        calls += 1
+        try:
+            raise socket.gaierror(-2, "Name or service not known")
+        except socket.gaierror as exc:
+            raise httpx.ConnectError("All connection attempts failed", request=request) from exc
+
+    async def no_sleep(_: float) -> None:
+        return None
+
+    with pytest.raises(ApiError) as caught:
+        read_live_account(
+            offline_settings("k", 4), transport=httpx.MockTransport(handler), policy=RetryPolicy(sleep=no_sleep)
+        )
+    assert "cannot resolve the host name ([Errno -2] Name or service not known)" in str(caught.value)
+    assert "gave up" not in str(caught.value)
+    assert calls <= 3  # one attempt per request in flight (endpoints, pools, REST list), not five each
+
+
+def test_a_closed_stdin_is_no_consent(tmp_path: Path) -> None:
+    env_lines = "RUNPOD_API_KEY=k RUNPOD_GRAPHQL_URL=http://127.0.0.1:9/graphql"
+    proc = subprocess.run(
+        ["sh", "-c", f"{env_lines} {BRIDGE} migrate <&-"], cwd=tmp_path, capture_output=True, text=True, timeout=60
+    )
+    assert proc.returncode == 2, proc.stderr
+    assert "nothing was written" in proc.stderr and "unexpected" not in proc.stderr
