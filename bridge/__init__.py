@@ -82,8 +82,7 @@ _EXPORTS: dict[str, str] = {
 
 # A literal, sorted list, so that type checkers see what `from bridge import ...` offers (a test keeps it
 # equal to _EXPORTS).
-__all__ = [
-    "TARGETS",
+__all__ = [  # noqa: RUF022 (plainly sorted, as sorted() sorts, not isort-style)
     "ApiError",
     "ApplyResult",
     "AuthError",
@@ -105,6 +104,7 @@ __all__ = [
     "Settings",
     "Snapshot",
     "SnapshotError",
+    "TARGETS",
     "TableError",
     "Tables",
     "Translation",

@@ -305,11 +305,7 @@ def test_all_is_a_static_sorted_list_of_the_exports() -> None:
     ]
     assert literal == bridge.__all__
     assert set(literal) == {*bridge._EXPORTS, "__version__"}
-
-    def isort_key(name: str) -> tuple[int, str]:  # ruff's RUF022 order: CONSTANTS, Classes, functions
-        return (0 if name.isupper() else 1 if name[0].isupper() else 2, name)
-
-    assert literal == sorted(literal, key=isort_key)
+    assert literal == sorted(literal)
 
 
 def test_help_of_the_package_starts_with_the_public_functions() -> None:
