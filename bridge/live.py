@@ -152,7 +152,7 @@ async def _read_all(
         listing = asyncio.ensure_future(list_rest())
     try:
         raw = await source.read_endpoints(rest_ids, always_list=with_rest_state)
-        say(f"read {len(raw)} legacy endpoints through GraphQL")
+        say(f"read {len(raw)} legacy endpoint{'' if len(raw) == 1 else 's'} through GraphQL")
         if not with_rest_state:
             return raw, None, {}
         assert listing is not None
@@ -167,7 +167,7 @@ async def _read_all(
     unlisted = [row["id"] for row in raw if row["id"] not in by_id]
     more, findings = await _read_states(rest, unlisted)  # the list may lag behind: ask each one
     state.update(more)
-    say(f"read the REST {rest.target.name} state of {len(state)} endpoints")
+    say(f"read the REST {rest.target.name} state of {len(state)} endpoint{'' if len(state) == 1 else 's'}")
     return raw, state, findings
 
 
@@ -187,7 +187,7 @@ async def _read_selected(
     if missing:
         raise InputError(f"--endpoint {missing[0]}: the account has no such endpoint (GraphQL at {source.url})")
     raw = [row for row in legacy.values() if row is not None]
-    say(f"read {len(raw)} legacy endpoints through GraphQL")
+    say(f"read {len(raw)} legacy endpoint{'' if len(raw) == 1 else 's'} through GraphQL")
     return raw, (state if with_rest_state else None), findings
 
 

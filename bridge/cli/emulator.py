@@ -95,6 +95,7 @@ def emulator(
     """
     from bridge.emulator import Emulator, Faults, generate_account
     from bridge.errors import BridgeError
+    from bridge.report import plural
 
     if snapshot is not None and generate is not None:
         _fail("--from and --generate cannot be used together", 2)
@@ -142,7 +143,8 @@ def emulator(
             click.echo(f"export {name}={shlex.quote(value)}")
         what = f"{generate} generated endpoints" if generate is not None else str(snapshot or "the sample account")
         click.echo(
-            f"bridge emulator: serving {len(emu.account)} endpoints from {what} at {emu.url} (Ctrl-C to stop)",
+            f"bridge emulator: serving {plural(len(emu.account), 'endpoint')} from {what} at {emu.url} "
+            "(Ctrl-C to stop)",
             err=True,
         )
         while not stop.wait(0.5):

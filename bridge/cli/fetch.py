@@ -36,6 +36,7 @@ def fetch(
     from bridge.errors import InputError
     from bridge.files import write_private
     from bridge.live import read_live_account, snapshot_document
+    from bridge.report import plural
 
     with progress_shown(quiet) as shown:
 
@@ -55,4 +56,4 @@ def fetch(
     except OSError as exc:
         raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
     pools = "live GPU pools" if live.pools is not None else "no pool table (plan will use the bundled one)"
-    click.echo(f"bridge: wrote {len(live.raw_endpoints)} endpoints and {pools} to {output}", err=True)
+    click.echo(f"bridge: wrote {plural(len(live.raw_endpoints), 'endpoint')} and {pools} to {output}", err=True)
