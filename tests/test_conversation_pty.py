@@ -123,3 +123,43 @@ def test_apply_shows_the_first_50_and_a_count(make_emulator: object, tmp_path: P
     child.sendline("no")
     _, code = finish(child)
     assert code == 2
+
+
+def test_ctrl_c_during_the_read_writes_nothing(make_emulator: object, tmp_path: Path) -> None:
+    from bridge.emulator import Faults, generate_account
+
+    emu = make_emulator(generate_account(600, seed=5), faults=Faults(latency_ms=40))  # type: ignore[operator]
+    child = spawn(emu, tmp_path, "migrate")
+    child.expect(r"reading endpoints \d+/\d+")  # the progress line, on a terminal
+    child.sendintr()
+    rest, code = finish(child)
+    assert code == 130 and "interrupted: nothing was written" in rest and "Traceback" not in rest
+    assert emu.write_counts() == {}
+    assert not (tmp_path / "bridge-state").exists() or not any((tmp_path / "bridge-state").glob("journal-*"))
+
+
+def test_ctrl_c_during_the_writes_says_how_far_and_how_to_finish(make_emulator: object, tmp_path: Path) -> None:
+    from bridge.emulator import Faults, generate_account
+
+    account = generate_account(300, seed=6)
+    (tmp_path / "account.json").write_text(json.dumps(account))
+    emu = make_emulator(account, faults=Faults(latency_ms=40))  # type: ignore[operator]
+    child = spawn(emu, tmp_path, "export", "--from", "account.json", "--out", "plan")
+    finish(child)
+    child = spawn(emu, tmp_path, "apply", "plan", "--yes", "--concurrency", "4")
+    child.expect(r"writing [1-9]\d*/\d+")
+    child.sendintr()
+    rest, code = finish(child)
+    assert code == 130, rest
+    assert "bridge: interrupted: " in rest and " left: run the same command again to finish" in rest
+    assert "next: to undo what was written: bridge rollback bridge-state/backup-" in rest
+    assert "Traceback" not in rest and "never awaited" not in rest
+    written = emu.write_counts()
+    assert written, "the run was stopped during its writes"
+
+    # Running the same command again finishes the rest, writing no endpoint twice.
+    child = spawn(emu, tmp_path, "apply", "plan", "--yes")
+    rest, code = finish(child)
+    assert code in (0, 3), rest
+    assert all(count == 1 for count in emu.write_counts().values())
+    assert len(emu.write_counts()) > len(written)
