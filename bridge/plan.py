@@ -71,6 +71,21 @@ def translate(
     return get_target(target).build(analyse(ep, tables, keep_fb_suffix=keep_fb_suffix), tables)
 
 
+def _run_rule(rule: Rule, ep: LegacyEndpoint, body: dict[str, Any]) -> tuple[dict[str, Any], list[Finding]]:
+    """Run a custom rule; one that raises (or answers something else than a body and findings) is one error."""
+    from bridge.errors import BridgeError
+
+    name = getattr(rule, "__qualname__", None) or repr(rule)
+    try:
+        new_body, extra = rule(ep, dict(body))
+        found = list(extra)
+        if not isinstance(new_body, dict) or not all(isinstance(f, Finding) for f in found):
+            raise TypeError("expected (body dict, findings) back")
+    except Exception as exc:
+        raise BridgeError(f"custom rule {name} failed on endpoint {ep.id}: {type(exc).__name__}: {exc}") from exc
+    return new_body, found
+
+
 def plan_endpoint(
     ep: LegacyEndpoint,
     tables: Tables,
@@ -89,7 +104,7 @@ def plan_endpoint(
         draft = copy.deepcopy(body)
         for rule in rules:
             before = copy.deepcopy(body)
-            body, extra = rule(ep, dict(body))
+            body, extra = _run_rule(rule, ep, dict(body))
             findings.extend(extra)
             if body != before:
                 changed_by.append(getattr(rule, "__name__", type(rule).__name__))

@@ -17,7 +17,10 @@ __all__ = [
     "RESULT_FORMATS",
     "blocked_codes",
     "equivalence_summary",
+    "next_steps",
+    "plural",
     "render",
+    "render_changes",
     "render_json",
     "render_markdown",
     "render_result",
@@ -43,9 +46,14 @@ def _findings(ep: EndpointPlan) -> list[Finding]:
     return sorted(ep.findings, key=lambda f: _SEVERITY_ORDER[f.severity])
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 endpoint``, ``2 endpoints``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _headline(plan: Plan) -> str:
     s = plan.summary
-    return f"{s.endpoints} endpoints: {s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked"
+    return f"{plural(s.endpoints, 'endpoint')}: {s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked"
 
 
 def _tables_line(plan: Plan) -> str:
@@ -98,9 +106,7 @@ def render_text(plan: Plan, fh: TextIO) -> None:
             if (line := _equivalence(ep)) is not None:
                 w(f"       {line}\n")
             if status == "update":
-                width = max((len(c.field) for c in ep.changes), default=0)
-                for change in ep.changes:
-                    w(f"       {change.field.ljust(width)}  {_value(change.from_)} -> {_value(change.to)}\n")
+                _write_changes(ep, w)
             if status != "unchanged":
                 for finding in _findings(ep):
                     if finding.code == "field-not-carried":
@@ -110,7 +116,28 @@ def render_text(plan: Plan, fh: TextIO) -> None:
                 if kept:
                     w(f"       info: not carried, left as they are: {', '.join(kept)}\n")
     if plan.summary.blocked:
-        w(f"\n{plan.summary.blocked} endpoint(s) BLOCKED. Fix the errors above or add --mappings overrides.\n")
+        w(f"\n{plural(plan.summary.blocked, 'endpoint')} BLOCKED. Fix the errors above or add --mappings overrides.\n")
+
+
+def _write_changes(ep: EndpointPlan, w: Callable[[str], object]) -> None:
+    width = max((len(c.field) for c in ep.changes), default=0)
+    for change in ep.changes:
+        w(f"       {change.field.ljust(width)}  {_value(change.from_)} -> {_value(change.to)}\n")
+
+
+def render_changes(plan: Plan, fh: TextIO, limit: int | None = None) -> None:
+    """Write what a run would send, as in the text plan: each endpoint to update, its fields old -> new.
+
+    ``limit``: show that many endpoints, then a count of the rest (shown all with ``--show-all``).
+    """
+    updates = [ep for ep in plan.endpoints if ep.status == "update"]
+    shown = updates if limit is None else updates[:limit]
+    for ep in shown:
+        fh.write(f"  -> {_label(ep)}\n")
+        _write_changes(ep, fh.write)
+    if len(shown) < len(updates):
+        rest = len(updates) - len(shown)
+        fh.write(f"  ... and {plural(rest, 'more endpoint')} to update (--show-all lists them)\n")
 
 
 _ENDPOINTS_KEY = '\n  "endpoints": [],\n'
@@ -166,7 +193,9 @@ FORMATS: dict[str, Callable[[Plan, TextIO], None]] = {
 
 
 def render(plan: Plan, fh: TextIO, fmt: str = "text") -> None:
-    """Render ``plan`` in format ``fmt`` (text, json or markdown) onto ``fh``."""
+    """Render ``plan`` in format ``fmt`` (text, json or markdown) onto ``fh``; another format is a ValueError."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown plan format {fmt!r}: use one of {', '.join(FORMATS)}")
     FORMATS[fmt](plan, fh)
 
 
@@ -187,20 +216,46 @@ def blocked_codes(plan: Plan) -> list[tuple[str, str]]:
 
 def _result_text(result: ApplyResult, fh: TextIO) -> None:
     w = fh.write
+    stopped = 0
     for outcome in result.outcomes:
-        if outcome.status in ("failed", "stale", "not-attempted"):
+        if outcome.status == "not-attempted" and result.stopped and result.stopped in outcome.detail:
+            stopped += 1  # said once below, not once per endpoint
+        elif outcome.status in ("failed", "stale", "not-attempted"):
             label = f"{outcome.id} {json.dumps(outcome.name)}" if outcome.name else outcome.id
             w(f"  {outcome.status}: {label}: {outcome.detail}\n")
+    if result.stopped:
+        w(f"  the run stopped: {result.stopped} ({plural(stopped, 'endpoint')} not attempted)\n")
     for note in result.notes:
         w(f"  note: {note}\n")
     counts = result.counts()
     parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status in ("updated", "failed"))
-    w(f"bridge: {parts}" + (f" (stopped: {result.stopped})" if result.stopped else "") + "\n")
-    w(
-        f"bridge: journal {result.journal_path}"
-        + (f", backup {result.backup_path}" if result.backup_path else "")
-        + "\n"
-    )
+    w(f"bridge: {parts}\n")
+    files = [f"journal {result.journal_path}"] if result.journal_path else []
+    files += [f"backup {result.backup_path}"] if result.backup_path else []
+    w(f"bridge: {', '.join(files) if files else 'nothing was written, no state files kept'}\n")
+    for step in next_steps(result):
+        w(f"next: {step}\n")
+
+
+def next_steps(result: ApplyResult) -> list[str]:
+    """What to do after a run: how to undo it, and how to finish it when endpoints are left."""
+    import shlex
+
+    counts = result.counts()
+    steps: list[str] = []
+    left = counts["failed"] + counts["not-attempted"]
+    if left:
+        done = counts["updated"] + counts["unchanged"]
+        steps.append(f"{done} done, {left} left: run the same command again to finish")
+    if counts["stale"]:
+        steps.append(
+            f"{plural(counts['stale'], 'endpoint')} changed since the plan (stale): look at them, then plan again "
+            "or run again with --force to write them anyway"
+        )
+    if result.backup_path is not None:
+        what = "rollback" if result.backup_path.name.startswith("rollback-") else "run"
+        steps.append(f"to undo this {what}: bridge rollback {shlex.quote(str(result.backup_path))}")
+    return steps
 
 
 def _result_json(result: ApplyResult, fh: TextIO) -> None:
@@ -212,4 +267,6 @@ RESULT_FORMATS: dict[str, Callable[[ApplyResult, TextIO], None]] = {"text": _res
 
 def render_result(result: ApplyResult, fh: TextIO, fmt: str = "text") -> None:
     """Render the result of ``apply``, ``migrate`` or ``rollback`` in format ``fmt`` (text or json) onto ``fh``."""
+    if fmt not in RESULT_FORMATS:
+        raise ValueError(f"unknown result format {fmt!r}: use one of {', '.join(RESULT_FORMATS)}")
     RESULT_FORMATS[fmt](result, fh)

@@ -80,7 +80,7 @@ def test_blocked_endpoints_lead_the_text_report() -> None:
     render(sample_plan(), out, "text")
     text = out.getvalue()
     assert text.index("BLOCKED") < text.index("UPDATE (")
-    assert text.rstrip().endswith("6 endpoint(s) BLOCKED. Fix the errors above or add --mappings overrides.")
+    assert text.rstrip().endswith("6 endpoints BLOCKED. Fix the errors above or add --mappings overrides.")
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
@@ -115,6 +115,8 @@ def test_run_result_text_and_json() -> None:
         "  note: not restorable: c: flashboot\n"
         "bridge: 1 updated, 1 unchanged, 1 failed\n"
         "bridge: journal state/journal-1.jsonl, backup state/backup-1.json\n"
+        "next: 2 done, 1 left: run the same command again to finish\n"
+        "next: to undo this run: bridge rollback state/backup-1.json\n"
     )
     out = io.StringIO()
     render_result(result, out, "json")

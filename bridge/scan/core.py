@@ -253,8 +253,7 @@ def translate_candidates(
     candidates: Sequence[Candidate], tables: Any, *, keep_fb_suffix: bool = False
 ) -> list[ScanFinding]:
     """Translate every candidate with ``bridge.build_plan`` for REST v2 and v1, as live endpoints are."""
-    # The public API (bridge.build_plan); bridge/__init__ re-exports lazily, which mypy cannot see.
-    from bridge import build_plan  # type: ignore[attr-defined]
+    from bridge import build_plan  # the public API
 
     endpoints = []
     extra: dict[str, list[Finding]] = {}
