@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any, Literal, Protocol, get_args
 
 from bridge.errors import ApiError, BridgeError
+from bridge.integrity import load_plan as load_plan  # re-exported: it lived here
 from bridge.journal import Backup, BackupEntry, Journal, StateLock, write_backup
 from bridge.models import Plan
 from bridge.targets import RestTarget
@@ -337,7 +338,7 @@ async def run_items(
                     ],
                 )
                 try:
-                    result.backup_path = write_backup(state_dir / f"backup-{stamp}.json", backup)
+                    result.backup_path = write_backup(state_dir / f"backup-{stamp}.json", backup, secrets=secrets)
                 except OSError as exc:  # before the first write: nothing was sent
                     where = state_dir / f"backup-{stamp}.json"
                     raise BridgeError(
@@ -355,28 +356,3 @@ async def run_items(
             result.stopped = run.stopped
             journal.record("run-end", summary=result.counts(), stopped=run.stopped)
     return result
-
-
-def load_plan(path: str | Path) -> Plan:
-    """Read ``plan.json`` (or a directory written by ``export``); anything else is an input error."""
-    from pydantic import ValidationError
-
-    from bridge.errors import SnapshotError
-
-    path = Path(path)
-    file = path / "plan.json" if path.is_dir() else path
-    try:
-        text = file.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise SnapshotError(f"{file}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
-    try:
-        plan = Plan.model_validate_json(text)
-    except ValidationError as exc:
-        err = exc.errors()[0]
-        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
-        raise SnapshotError(f"{file}: not a bridge plan: {where}: {err['msg']}") from None
-    if path.is_dir():
-        from bridge.export import check_export_dir
-
-        check_export_dir(path, plan)
-    return plan

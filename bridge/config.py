@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import ipaddress
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from bridge.errors import InputError, MissingKeyError
+from bridge.redact import escape_control
 
-__all__ = ["DEFAULT_GRAPHQL_URL", "DEFAULT_REST_URL", "DEFAULT_REST_V2_URL", "Settings"]
+__all__ = ["DEFAULT_GRAPHQL_URL", "DEFAULT_REST_URL", "DEFAULT_REST_V2_URL", "Settings", "is_loopback"]
 
 DEFAULT_GRAPHQL_URL = "https://api.runpod.io/graphql"
 DEFAULT_REST_URL = "https://rest.runpod.io/v1"
@@ -41,15 +44,7 @@ class Settings:
         """Build settings from options, falling back to ``RUNPOD_*`` environment variables."""
         env = os.environ if environ is None else environ
         if api_key_file is not None:
-            path = Path(api_key_file)
-            try:
-                key = path.read_text(encoding="utf-8").strip()
-            except (OSError, UnicodeDecodeError) as exc:
-                raise InputError(
-                    f"{path}: cannot read the API key file: {getattr(exc, 'strerror', None) or exc}"
-                ) from None
-            if not key:
-                raise MissingKeyError(f"{path}: the API key file is empty")
+            key = _read_key_file(Path(api_key_file))
         else:
             key = env.get("RUNPOD_API_KEY", "").strip()
             if not key:
@@ -57,8 +52,14 @@ class Settings:
                     "no API key: set RUNPOD_API_KEY or pass --api-key-file FILE"
                     " (or use --from SNAPSHOT to work offline)"
                 )
+        where = f"{api_key_file}: " if api_key_file is not None else "RUNPOD_API_KEY: "
         if any(c in key for c in "\r\n\0"):
-            raise InputError("the API key contains a line break or NUL character")
+            raise InputError(f"{where}the API key contains a line break or NUL character")
+        if not key.isascii():
+            # It travels in an HTTP header, which is ASCII: say so instead of failing in the HTTP library.
+            raise InputError(f"{where}the key must be ASCII (is it the right file or variable?)")
+        if not key.isprintable():
+            raise InputError(f"{where}the API key contains a control character")
         if concurrency < 1:
             raise InputError(f"--concurrency {concurrency}: must be at least 1")
         return cls(
@@ -72,15 +73,70 @@ class Settings:
         )
 
 
+# A key file larger than this is not a key (a log, a snapshot given by mistake): refuse it rather than read it.
+_MAX_KEY_FILE = 64 * 1024
+
+
+def _read_key_file(path: Path) -> str:
+    """Read the key from a regular file; a FIFO, device or directory is refused at once instead of hanging."""
+    try:
+        # O_NONBLOCK: opening a FIFO with no writer returns at once, so it can be refused below.
+        fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_NOCTTY", 0))
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the API key file: {exc.strerror or exc}") from None
+    try:
+        info = os.fstat(fd)
+        if not stat.S_ISREG(info.st_mode):
+            raise InputError(f"{path}: the API key file must be a regular file (not a pipe, device or directory)")
+        if info.st_size > _MAX_KEY_FILE:
+            raise InputError(f"{path}: the API key file is {info.st_size} bytes: not an API key")
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            data = fh.read(_MAX_KEY_FILE + 1)
+    except OSError as exc:
+        raise InputError(f"{path}: cannot read the API key file: {exc.strerror or exc}") from None
+    finally:
+        os.close(fd)
+    try:
+        key = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise InputError(f"{path}: the key must be ASCII (the file is not even UTF-8 text)") from None
+    if not key:
+        raise MissingKeyError(f"{path}: the API key file is empty")
+    return key
+
+
+def is_loopback(host: str) -> bool:
+    """Tell whether ``host`` is this machine: ``localhost``, 127.0.0.0/8 or ::1 (IPv4-mapped too)."""
+    host = host.strip("[]").rstrip(".").lower()
+    if host == "localhost":
+        return True
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        address = address.ipv4_mapped
+    return address.is_loopback
+
+
 def _url(name: str, value: str | None, default: str) -> str:
     """Check a base URL. It is never echoed whole: RunPod's docs put the key in ``?api_key=``."""
     url = (value or default).strip()
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 -- raises ValueError for a port that is not a number in range
+    except ValueError:
+        raise InputError(f"{name} (or its option): not a valid URL (its host or port cannot be read)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"{name} (or its option): not an http(s) URL with a host")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise InputError(
             f"{name} (or its option): give the bare URL, without a query string or credentials "
             "(bridge sends the key only in the Authorization header)"
+        )
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise InputError(
+            f"{name} (or its option): plain http:// to {escape_control(parts.hostname)} would send the API key "
+            "in cleartext; use https:// (http:// is allowed only to this machine: localhost, 127.0.0.1, ::1)"
         )
     return url

@@ -2,23 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 from pathlib import Path
 
 from bridge.errors import InputError
-from bridge.files import private_dir, write_private
+from bridge.files import check_file_name, private_dir, write_private
 from bridge.models import Plan
+from bridge.redact import Scrubber, escape_control
 
 __all__ = ["check_export_dir", "export_plan"]
 
+# ``plan.json`` is the export's own file: an endpoint called ``plan`` would be overwritten by it.
+_RESERVED = frozenset({"plan"})
 
-def export_plan(plan: Plan, out_dir: str | Path) -> list[Path]:
+
+def export_plan(plan: Plan, out_dir: str | Path, *, scrub: Scrubber | None = None) -> list[Path]:
     """Write the body files and ``plan.json`` (last) into ``out_dir``; return the paths written.
 
     Every file is written atomically, so an interrupted export leaves no half-written file. Body files
-    of an earlier export into the same directory that the new plan no longer has are removed.
+    of an earlier export into the same directory that the new plan no longer has are removed. Every name
+    is checked before the first file is written. ``scrub``: remove the key from every file.
     """
     out = Path(out_dir)
+    seen: dict[str, str] = {}
+    for ep in plan.endpoints:  # every name is checked before the first file is written: no partial export
+        if not ep.blocked:
+            other = seen.setdefault(_safe_name(ep.id).casefold(), ep.id)
+            if other != ep.id:  # one file on a case-insensitive file system (macOS, Windows)
+                raise InputError(f"endpoint ids {other!r} and {ep.id!r} would be the same file: export them apart")
     if out.exists() and not out.is_dir():
         raise InputError(f"{out}: not a directory")
     try:
@@ -26,36 +38,34 @@ def export_plan(plan: Plan, out_dir: str | Path) -> list[Path]:
     except OSError as exc:
         raise InputError(f"{out}: cannot create the directory: {exc.strerror or exc}") from None
     previous = _previous_ids(out / "plan.json")
-    for ep in plan.endpoints:  # every name is checked before the first file is written: no partial export
-        if not ep.blocked:
-            _safe_name(ep.id)
     written = []
     keep = set()
+    where = out
     try:
         for ep in plan.endpoints:
             if ep.blocked:
                 continue
             keep.add(ep.id)
             text = json.dumps(ep.body, indent=2, ensure_ascii=False) + "\n"
-            written.append(write_private(out / f"{_safe_name(ep.id)}.json", text))
+            where = out / f"{ep.id}.json"
+            written.append(write_private(where, text, scrub=scrub))
         for stale in previous - keep:
-            (out / f"{_safe_name(stale)}.json").unlink(missing_ok=True)
-        written.append(write_private(out / "plan.json", plan.to_json()))
+            with contextlib.suppress(ValueError):  # a name no export could have written is left alone
+                where = out / f"{check_file_name(stale, reserved=_RESERVED)}.json"
+                where.unlink(missing_ok=True)
+        where = out / "plan.json"
+        written.append(write_private(where, plan.to_json(), scrub=scrub))
     except OSError as exc:
-        raise InputError(f"{out}: cannot write: {exc.strerror or exc}") from None
+        raise InputError(f"{where}: cannot write: {exc.strerror or exc}") from None
     return written
 
 
 def _safe_name(endpoint_id: str) -> str:
-    if (
-        not endpoint_id
-        or "/" in endpoint_id
-        or "\\" in endpoint_id
-        or endpoint_id.startswith(".")
-        or "\0" in endpoint_id
-    ):
-        raise InputError(f"endpoint id {endpoint_id!r} cannot be used as a file name")
-    return endpoint_id
+    try:
+        return check_file_name(endpoint_id, reserved=_RESERVED)
+    except ValueError as exc:
+        shown = escape_control(endpoint_id if len(endpoint_id) <= 60 else endpoint_id[:59] + "…")
+        raise InputError(f"endpoint id {shown!r} cannot be used as a file name ({exc}): nothing was written") from None
 
 
 def check_export_dir(directory: str | Path, plan: Plan) -> None:

@@ -6,19 +6,32 @@ hold no secret: endpoint records are redacted before they are written, messages 
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
+import stat
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bridge.errors import InputError, SnapshotError
+from bridge.errors import BridgeError, InputError, SnapshotError
 from bridge.files import private_dir, write_private
-from bridge.redact import redact_endpoint, redact_text
+from bridge.integrity import DIGEST_FIELD, check_document, document_digest
+from bridge.redact import Scrubber, redact_endpoint, redact_text
 from bridge.targets import TARGETS
 
-__all__ = ["Backup", "BackupEntry", "Journal", "StateLock", "load_backup", "read_journal", "write_backup"]
+__all__ = [
+    "Backup",
+    "BackupEntry",
+    "Journal",
+    "StateLock",
+    "fields_written",
+    "journal_of",
+    "load_backup",
+    "read_journal",
+    "write_backup",
+]
 
 BACKUP_FORMAT = "bridge-backup"
 
@@ -58,7 +71,8 @@ class StateLock:
                 "or give this run its own --state-dir"
             ) from None
         for leftover in self.dir.glob(".backup-*.tmp"):
-            leftover.unlink(missing_ok=True)
+            with contextlib.suppress(OSError):  # removing it is tidying up, not a reason to stop
+                leftover.unlink(missing_ok=True)
         return self
 
     def __exit__(self, *_: object) -> None:
@@ -72,20 +86,36 @@ class Journal:
 
     def __init__(self, path: str | Path, *, secrets: Sequence[str] = ()) -> None:
         self.path = Path(path)
-        private_dir(self.path.parent)
         self._secrets = tuple(secrets)
-        self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-        os.chmod(self.path, 0o600)
+        try:
+            private_dir(self.path.parent)
+            self._fd = os.open(self.path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+            if stat.S_ISREG(os.fstat(self._fd).st_mode):  # never change a device's mode (/dev/full, as root)
+                os.fchmod(self._fd, 0o600)
+        except OSError as exc:
+            raise BridgeError(
+                f"{self.path}: cannot write the journal ({exc.strerror or exc}): nothing was sent"
+            ) from None
 
     def record(self, event: str, **fields: Any) -> None:
-        """Append one event. Strings are scrubbed of known secrets first."""
+        """Append one event. Strings are scrubbed of known secrets (and long pieces of them) first.
+
+        A line that cannot be written (a full disk) stops the run with an error naming the journal: going on
+        would send writes no journal accounts for.
+        """
         entry = {"event": event, **fields}
         line = json.dumps(entry, ensure_ascii=False, default=str)
         line = redact_text(line, self._secrets) + "\n"
-        data = memoryview(line.encode("utf-8"))
-        while data:  # os.write may write less than asked (a full disk, a signal): finish the line
-            data = data[os.write(self._fd, data) :]
-        os.fsync(self._fd)
+        data = memoryview(line.encode("utf-8", errors="backslashreplace"))
+        try:
+            while data:  # os.write may write less than asked (a full disk, a signal): finish the line
+                data = data[os.write(self._fd, data) :]
+            os.fsync(self._fd)
+        except OSError as exc:
+            raise BridgeError(
+                f"{self.path}: cannot write the journal ({exc.strerror or exc}); the run stopped at "
+                f"'{event}': run the same command again once the journal can be written"
+            ) from None
 
     def close(self) -> None:
         """Close the journal file."""
@@ -109,6 +139,32 @@ def read_journal(path: str | Path) -> Iterator[dict[str, Any]]:
             yield json.loads(line)
 
 
+def journal_of(backup_path: str | Path) -> Path:
+    """The journal of the run that wrote ``backup-<time>.json``: ``journal-<time>.jsonl`` beside it."""
+    path = Path(backup_path)
+    return path.with_name(path.name.replace("backup-", "journal-", 1)).with_suffix(".jsonl")
+
+
+def fields_written(journal_path: str | Path) -> dict[str, set[str]]:
+    """For each endpoint, the body fields the run's journal shows it sent (its ``attempt`` lines).
+
+    ``rollback`` puts back only these: a field a backup names but no write of that run carried was never
+    changed by it. A journal that cannot be read is an input error naming it.
+    """
+    written: dict[str, set[str]] = {}
+    try:
+        for event in read_journal(journal_path):
+            body = event.get("body") if isinstance(event, Mapping) else None
+            endpoint = event.get("endpoint") if isinstance(event, Mapping) else None
+            if event.get("event") == "attempt" and isinstance(endpoint, str) and isinstance(body, Mapping):
+                written.setdefault(endpoint, set()).update(body)
+    except OSError as exc:
+        raise SnapshotError(f"{journal_path}: cannot read the run's journal: {exc.strerror or exc}") from None
+    except (ValueError, AttributeError):
+        raise SnapshotError(f"{journal_path}: not a bridge journal (a line is not a JSON object)") from None
+    return written
+
+
 @dataclass(frozen=True)
 class BackupEntry:
     """One endpoint as it was before the run: its legacy record, its REST read and the body planned for it."""
@@ -129,9 +185,9 @@ class Backup:
     path: Path | None = None
 
 
-def write_backup(path: str | Path, backup: Backup) -> Path:
-    """Write ``backup`` (redacted, 0600, atomically)."""
-    doc = {
+def write_backup(path: str | Path, backup: Backup, *, secrets: Sequence[str] = ()) -> Path:
+    """Write ``backup`` (redacted, scrubbed of ``secrets`` in every field, with its digest, 0600, atomically)."""
+    doc: dict[str, Any] = {
         "format": BACKUP_FORMAT,
         "format_version": 1,
         "target": backup.target,
@@ -146,11 +202,17 @@ def write_backup(path: str | Path, backup: Backup) -> Path:
             for e in backup.entries
         ],
     }
+    # Scrubbed value by value (a key in `args` or a start command goes too), then the digest over what is kept.
+    doc = Scrubber(secrets).value(doc)
+    doc[DIGEST_FIELD] = document_digest(doc)
     return write_private(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
-def load_backup(path: str | Path) -> Backup:
-    """Read a backup written by :func:`write_backup`; anything else is an input error naming the file."""
+def load_backup(path: str | Path, *, force: bool = False) -> Backup:
+    """Read a backup written by :func:`write_backup`; anything else is an input error naming the file.
+
+    An edited backup (its digest does not match) is refused unless ``force``.
+    """
     path = Path(path)
     try:
         doc = json.loads(path.read_text(encoding="utf-8"))
@@ -160,6 +222,10 @@ def load_backup(path: str | Path) -> Backup:
         raise SnapshotError(f"{path}: not a bridge backup (invalid JSON: {exc})") from None
     if not isinstance(doc, Mapping) or doc.get("format") != BACKUP_FORMAT:
         raise SnapshotError(f'{path}: not a bridge backup (no "format": "{BACKUP_FORMAT}")')
+    try:
+        check_document(doc, path, kind="backup", force=force)
+    except ValueError:  # NaN or a lone surrogate: not JSON bridge wrote
+        raise SnapshotError(f"{path}: not a bridge backup (values JSON cannot hold)") from None
     items = doc.get("endpoints")
     if not isinstance(items, list):
         raise SnapshotError(f"{path}: endpoints: expected a list")

@@ -150,7 +150,15 @@ class Plan(BaseModel):
     tables: PlanTables
     endpoints: list[EndpointPlan]
     summary: PlanSummary
+    # sha256 over the content, set when the plan is written and checked when it is read (bridge.integrity).
+    digest: str | None = None
 
     def to_json(self) -> str:
-        """Return the plan as indented JSON text (SPEC §6), ending in a newline."""
-        return self.model_dump_json(indent=2, by_alias=True) + "\n"
+        """Return the plan as indented JSON text (SPEC §6) with its digest, ending in a newline."""
+        from io import StringIO
+
+        from bridge.report import render_json
+
+        out = StringIO()
+        render_json(self, out)
+        return out.getvalue()

@@ -1,28 +1,46 @@
 """Redaction for everything bridge writes or prints: secret values go, their keys stay (SPEC §9).
 
 Legacy and REST reads carry secrets in ``aiKey``, ``env`` (a ``[{key, value}]`` list in GraphQL, an object
-map in REST) and ``template.env``. :func:`redact_endpoint` replaces their values with ``"<redacted>"``;
-:func:`redact_text` scrubs known secret values (the API key) and credential-looking URL parameters out of
-any message.
+map in REST) and ``template.env``. :func:`redact_endpoint` replaces their values with ``"<redacted>"``.
+
+The API key is scrubbed wherever it hides, whatever the field: a :class:`Scrubber`, built once per key, removes
+the key, every piece of it at least :data:`MIN_FRAGMENT` characters long, and its JSON-escaped and
+percent-encoded forms, from any text or JSON value. :func:`safe_message` turns a server's answer into a line fit
+to print: decode, unescape, scrub, escape control characters, and only then clip.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import re
 from collections.abc import Iterable, Mapping
 from typing import Any
+from urllib.parse import quote, quote_plus, unquote
 
-__all__ = ["REDACTED", "redact_endpoint", "redact_env", "redact_text"]
+__all__ = [
+    "MIN_FRAGMENT",
+    "REDACTED",
+    "Scrubber",
+    "escape_control",
+    "redact_endpoint",
+    "redact_env",
+    "redact_text",
+    "safe_message",
+]
 
 REDACTED = "<redacted>"
+
+# A piece of the key this long is scrubbed wherever it appears: shorter ones are too likely to occur by chance in
+# ordinary text (ids, timestamps), and too short to be of use to anyone holding them.
+MIN_FRAGMENT = 8
+# Shorter secrets than this are too likely to appear in ordinary text to be scrubbed safely.
+_MIN_SECRET = 4
 
 # `api_key=...` in a URL someone configured, and bearer tokens echoed back in a message.
 _KEY_PARAM = re.compile(r"(?i)\b(api_key|apikey|access_token|token)=[^&\s\"'#]+")
 # "invalid bearer token" names the scheme, it holds no token: keep it readable.
 _BEARER = re.compile(r"(?i)\bBearer\s+(?!token\b)[A-Za-z0-9._~+/=-]+")
-# Shorter strings than this are too likely to appear in ordinary text to be scrubbed safely.
-_MIN_SECRET = 4
-
 
 # In a ``[{key, value}]`` env item, the fields that name a variable rather than hold its value.
 _NAME_FIELDS = frozenset({"key", "name"})
@@ -62,9 +80,137 @@ def redact_endpoint(endpoint: Mapping[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _forms(secret: str) -> set[str]:
+    """The secret as it may be written: raw, JSON-escaped, percent-encoded (either hex case), form-encoded."""
+    forms = {secret, json.dumps(secret)[1:-1], json.dumps(secret, ensure_ascii=False)[1:-1]}
+    for encoded in (quote(secret, safe=""), quote(secret), quote_plus(secret)):
+        forms.add(encoded)
+        forms.add(re.sub(r"%[0-9A-F]{2}", lambda m: m.group(0).lower(), encoded))
+    return forms
+
+
+class Scrubber:
+    """Remove known secrets from text and JSON values, built once (the pattern is compiled here).
+
+    Each secret is matched raw and in its escaped forms; a secret of :data:`MIN_FRAGMENT` characters or more
+    is matched by any run of that many consecutive characters of it, and a match is extended over as much of
+    the secret as follows it, so a key cut anywhere, or quoted only in part, still goes whole.
+    """
+
+    def __init__(self, secrets: Iterable[str | None], *, fragment: int = MIN_FRAGMENT) -> None:
+        # For each window: the form it comes from and where in it, to extend a match along that form.
+        self._where: dict[str, tuple[str, int]] = {}
+        literals: set[str] = set()
+        for secret in {s for s in secrets if s and len(s) >= _MIN_SECRET}:
+            for form in _forms(secret):
+                if len(form) < fragment:
+                    literals.add(form)
+                    continue
+                for start in range(len(form) - fragment + 1):
+                    self._where.setdefault(form[start : start + fragment], (form, start))
+        alternatives = sorted(literals | self._where.keys(), key=len, reverse=True)
+        self._pattern = re.compile("|".join(map(re.escape, alternatives))) if alternatives else None
+
+    def __bool__(self) -> bool:
+        return self._pattern is not None
+
+    def __call__(self, text: str) -> str:
+        """Return ``text`` with every secret, piece of one (of the minimum length) and escaped form scrubbed."""
+        pattern = self._pattern
+        if pattern is None:
+            return text
+        match = pattern.search(text)
+        if match is None:
+            return text
+        out: list[str] = []
+        done = 0
+        while match is not None:
+            start, end = match.span()
+            where = self._where.get(match.group(0))
+            if where is not None:  # extend along the form: the rest of a key piece goes with it
+                form, at = where
+                at += end - start
+                while end < len(text) and at < len(form) and text[end] == form[at]:
+                    end += 1
+                    at += 1
+            gap = text[done:start]
+            if gap or not out or out[-1] != REDACTED:  # adjacent pieces become one marker
+                out += (gap, REDACTED)
+            done = end
+            match = pattern.search(text, end)
+        out.append(text[done:])
+        return "".join(out)
+
+    def value(self, value: Any) -> Any:
+        """Return a JSON value with every string in it (object keys too) scrubbed."""
+        if not self:
+            return value
+        if isinstance(value, str):
+            return self(value)
+        if isinstance(value, Mapping):
+            return {self(k) if isinstance(k, str) else k: self.value(v) for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [self.value(v) for v in value]
+        return value
+
+
+@functools.lru_cache(maxsize=16)
+def _scrubber(secrets: tuple[str, ...]) -> Scrubber:
+    return Scrubber(secrets)
+
+
 def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
-    """Return ``text`` with each known secret value, ``api_key=`` parameters and bearer tokens scrubbed."""
-    for secret in sorted({s for s in secrets if s and len(s) >= _MIN_SECRET}, key=len, reverse=True):
-        text = text.replace(secret, REDACTED)
+    """Return ``text`` with each known secret (and long pieces of it), ``api_key=`` parameters and bearer tokens
+    scrubbed."""
+    text = _scrubber(tuple(sorted({s for s in secrets if s})))(text)
     text = _KEY_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
     return _BEARER.sub(f"Bearer {REDACTED}", text)
+
+
+# C0 and C1 controls, DEL, line and paragraph separators, and the bidirectional overrides that reorder what a
+# terminal shows ("Trojan source"): none may reach a terminal or a report raw.
+_CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def _escape_one(match: re.Match[str]) -> str:
+    code = ord(match.group(0))
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def escape_control(text: str, *, keep_newlines: bool = False) -> str:
+    """Return ``text`` with control characters written as ``\\x1b``-style escapes (newlines kept if asked)."""
+    if keep_newlines:
+        return "\n".join(_CONTROL.sub(_escape_one, line) for line in text.split("\n"))
+    return _CONTROL.sub(_escape_one, text)
+
+
+_JSON_ESCAPE = re.compile(r"\\u([0-9a-fA-F]{4})(?:\\u([dD][c-fC-F][0-9a-fA-F]{2}))?|\\([\"\\/bfnrt])")
+_SIMPLE = {"b": "\b", "f": "\f", "n": "\n", "r": "\r", "t": "\t"}
+
+
+def _unescape_json(match: re.Match[str]) -> str:
+    if match.group(3) is not None:
+        return _SIMPLE.get(match.group(3), match.group(3))
+    high = int(match.group(1), 16)
+    if match.group(2) is not None and 0xD800 <= high <= 0xDBFF:
+        low = int(match.group(2), 16)
+        return chr(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+    return "\ufffd" if 0xD800 <= high <= 0xDFFF else chr(high)
+
+
+def safe_message(raw: bytes | str, secrets: Iterable[str | None] | Scrubber, limit: int = 300) -> str:
+    """Turn text from a server (or anything else untrusted) into one printable line, in the only safe order.
+
+    Decode (bytes that are not UTF-8 become U+FFFD), undo ``\\u``/``\\"`` JSON escapes and ``%XX``
+    percent-encoding so an escaped key is seen as the key, scrub the secrets (and ``api_key=``/Bearer
+    credentials), escape control characters, and only then clip to ``limit`` characters: a clip can no longer
+    cut a key in two and leave half of it.
+    """
+    text = raw.decode("utf-8", errors="replace") if isinstance(raw, (bytes, bytearray)) else str(raw)
+    text = _JSON_ESCAPE.sub(_unescape_json, text)
+    if "%" in text:
+        text = unquote(text, errors="replace")
+    scrub = secrets if isinstance(secrets, Scrubber) else _scrubber(tuple(sorted({s for s in secrets if s})))
+    text = redact_text(scrub(text))
+    text = escape_control(text)
+    return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"

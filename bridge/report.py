@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, TextIO
 
 from bridge._gc import paused_gc
 from bridge.models import EndpointPlan, Finding, Plan
+from bridge.redact import escape_control
 
 if TYPE_CHECKING:
     from bridge.apply import ApplyResult
@@ -57,13 +59,29 @@ def _tables_line(plan: Plan) -> str:
     return f"GPU pools: {pools}; overrides: {overrides}"
 
 
+def _escaping(fh: TextIO) -> Callable[[str], object]:
+    """``fh.write`` that prints control characters (an escape sequence in a name) as visible escapes."""
+    return lambda text: fh.write(escape_control(text, keep_newlines=True))
+
+
+# What JSON leaves raw with ensure_ascii=False but a terminal may still act on: C1 controls, DEL, bidi overrides.
+_RAW_IN_JSON = re.compile("[\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ufeff]")
+
+
+def _json_controls(text: str) -> str:
+    """Write those as ``\\uXXXX`` escapes: the same JSON value, harmless on a terminal."""
+    if text.isascii() and "\x7f" not in text:  # the common case, checked at C speed
+        return text
+    return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
+
+
 def _label(ep: EndpointPlan) -> str:
     return f"{ep.id}  {json.dumps(ep.name, ensure_ascii=False)}" if ep.name is not None else ep.id
 
 
 def render_text(plan: Plan, fh: TextIO) -> None:
     """Write a report readable at a glance: summary first, blocked endpoints impossible to miss."""
-    w = fh.write
+    w = _escaping(fh)
     w(f"bridge plan for {_TARGET_NAME[plan.target]} ({plan.generated_at})\n")
     w(f"{_headline(plan)}\n")
     w(f"{_tables_line(plan)}\n")
@@ -99,24 +117,36 @@ def render_text(plan: Plan, fh: TextIO) -> None:
 _ENDPOINTS_KEY = '\n  "endpoints": [],\n'
 
 
-def render_json(plan: Plan, fh: TextIO) -> None:
-    """Write the plan as JSON (SPEC §6), the same text as :meth:`Plan.to_json`, one endpoint at a time.
+def _dump(plan: Plan) -> str:
+    return plan.model_dump_json(indent=2, by_alias=True) + "\n"
 
-    Streaming keeps one endpoint's text in memory instead of the whole document (218 MB at 100,000 endpoints).
+
+def render_json(plan: Plan, fh: TextIO) -> None:
+    """Write the plan as JSON (SPEC §6) with its digest, one endpoint at a time.
+
+    Streaming keeps one endpoint's text in memory instead of the whole document (218 MB at 100,000 endpoints);
+    the digest (:class:`bridge.integrity.PlanDigest`) is taken over the same text on the way.
     """
-    head, found, tail = plan.model_copy(update={"endpoints": []}).to_json().partition(_ENDPOINTS_KEY)
+    from bridge.integrity import PlanDigest
+
+    digest = PlanDigest(plan)
+    empty = plan.model_copy(update={"endpoints": [], "digest": None})
+    head, found, _ = _dump(empty).partition(_ENDPOINTS_KEY)
     if not plan.endpoints or not found:
-        fh.write(plan.to_json())
+        fh.write(_json_controls(_dump(plan.model_copy(update={"digest": PlanDigest.of(plan)}))))
         return
     w = fh.write
-    w(head + '\n  "endpoints": [\n    ')
+    w(_json_controls(head) + '\n  "endpoints": [\n    ')
     separator = ""
     with paused_gc():
         for ep in plan.endpoints:
+            text = ep.model_dump_json(indent=2, by_alias=True)
+            digest.add(ep)
             # A JSON text has no raw newline inside strings: indenting every line nests the endpoint one level.
-            w(separator + ep.model_dump_json(indent=2, by_alias=True).replace("\n", "\n    "))
+            w(separator + _json_controls(text).replace("\n", "\n    "))
             separator = ",\n    "
-    w("\n  ],\n" + tail)
+    _, _, tail = _dump(empty.model_copy(update={"digest": digest.hexdigest()})).partition(_ENDPOINTS_KEY)
+    w("\n  ],\n" + _json_controls(tail))
 
 
 def _md(text: str) -> str:
@@ -125,7 +155,7 @@ def _md(text: str) -> str:
 
 def render_markdown(plan: Plan, fh: TextIO) -> None:
     """Write the plan as Markdown, for pasting into a pull request."""
-    w = fh.write
+    w = _escaping(fh)
     w(f"## bridge plan for {_TARGET_NAME[plan.target]}\n\n")
     w(f"**{_headline(plan)}** · {_md(_tables_line(plan))} · generated {plan.generated_at}\n\n")
     w("| status | endpoint | name | changes | findings |\n| --- | --- | --- | --- | --- |\n")

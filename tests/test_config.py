@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from pathlib import Path
+
 import pytest
 
 from bridge.config import DEFAULT_REST_URL, Settings
@@ -43,3 +46,104 @@ def test_missing_key_names_the_variable() -> None:
     """No key at all says which variable or option to set."""
     with pytest.raises(MissingKeyError, match="RUNPOD_API_KEY"):
         Settings.resolve(environ={})
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://api.runpod.io/graphql",
+        "http://10.0.0.1:8080/v1",
+        "http://192.168.1.5/v2",
+        "http://[2001:db8::1]/v1",
+        "http://localhost.evil.example/v1",
+        "http://127.0.0.1.nip.io/v1",
+        "http://0.0.0.0:8000/v1",
+        "HTTP://rest.runpod.io/v1",
+    ],
+)
+def test_plain_http_to_another_host_is_refused(url: str) -> None:
+    """The key would travel in cleartext: one line naming the variable and the host, exit 2."""
+    for variable in ("RUNPOD_GRAPHQL_URL", "RUNPOD_REST_URL", "RUNPOD_REST_V2_URL"):
+        with pytest.raises(InputError, match=rf"{variable}.*cleartext.*https://") as info:
+            Settings.resolve(environ={"RUNPOD_API_KEY": KEY, variable: url})
+        assert info.value.exit_code == 2 and "\n" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://127.0.0.1:8000/v1",
+        "http://127.9.8.7/v1",
+        "http://localhost:1/v1",
+        "http://[::1]:9/v1",
+        "http://LOCALHOST/v1",
+        "http://[::ffff:127.0.0.1]/v1",
+        "https://rest.example.com/v1",
+    ],
+)
+def test_plain_http_to_loopback_and_https_anywhere_are_allowed(url: str) -> None:
+    """The emulator on this machine, and TLS to any host, are fine."""
+    assert Settings.resolve(environ={"RUNPOD_API_KEY": KEY, "RUNPOD_REST_URL": url}).rest_url == url.rstrip("/")
+
+
+@pytest.mark.parametrize("key", ["clé-0123456789", "key-ü", "日本語のキー", "key\u200b0123", "emoji-🔑-key"])
+def test_non_ascii_key_is_refused(key: str, tmp_path: Path) -> None:
+    """A key outside ASCII cannot go in a header: exit 2, "the key must be ASCII", from the variable or a file."""
+    with pytest.raises(InputError, match="RUNPOD_API_KEY: the key must be ASCII") as info:
+        Settings.resolve(environ={"RUNPOD_API_KEY": key})
+    assert info.value.exit_code == 2
+    assert key not in str(info.value)
+    path = tmp_path / "key"
+    path.write_text(key + "\n", encoding="utf-8")
+    with pytest.raises(InputError, match="the key must be ASCII"):
+        Settings.resolve(api_key_file=path, environ={})
+    path.write_bytes(b"\xff\xfekey")
+    with pytest.raises(InputError, match="the key must be ASCII"):
+        Settings.resolve(api_key_file=path, environ={})
+
+
+@pytest.mark.parametrize("key", ["key\x1b[31m0123", "key\x07bell", "key\x7fdel"])
+def test_key_with_control_characters_is_refused(key: str) -> None:
+    """An escape sequence in a key is refused, not sent."""
+    with pytest.raises(InputError, match="control character"):
+        Settings.resolve(environ={"RUNPOD_API_KEY": key})
+
+
+def test_fifo_device_or_directory_as_key_file_is_refused_at_once(tmp_path: Path) -> None:
+    """A FIFO with no writer does not hang; a device, a directory or a huge file is one line, exit 2."""
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+    link = tmp_path / "link-to-fifo"
+    link.symlink_to(fifo)
+    big = tmp_path / "big"
+    big.write_bytes(b"k" * 100_000)
+    for path, message in [
+        (fifo, "must be a regular file"),
+        (link, "must be a regular file"),
+        (Path("/dev/null"), "must be a regular file"),
+        (tmp_path, "must be a regular file"),
+        (big, "not an API key"),
+        (tmp_path / "missing", "cannot read the API key file"),
+    ]:
+        with pytest.raises(InputError, match=message) as info:
+            Settings.resolve(api_key_file=path, environ={})
+        assert str(path) in str(info.value) and info.value.exit_code == 2
+
+
+def test_key_file_through_a_symlink_is_read(tmp_path: Path) -> None:
+    """A symlink to a regular key file is fine."""
+    real = tmp_path / "real"
+    real.write_text(f"  {KEY}\n")
+    link = tmp_path / "link"
+    link.symlink_to(real)
+    assert Settings.resolve(api_key_file=link, environ={}).api_key == KEY
+
+
+@pytest.mark.parametrize(
+    "url", ["http://a\x1b[31mb/v1", "https://host:99999/v1", "https://host:port/v1", "http://[::1/v1", "https://h]/v1"]
+)
+def test_malformed_url_is_one_line(url: str) -> None:
+    """A URL whose host or port cannot be read is an input error naming the variable, not a ValueError."""
+    with pytest.raises(InputError, match="RUNPOD_REST_URL") as info:
+        Settings.resolve(environ={"RUNPOD_API_KEY": KEY, "RUNPOD_REST_URL": url})
+    assert "\x1b" not in str(info.value)

@@ -486,7 +486,11 @@ def test_backup_target_of_any_type_is_one_input_error(tmp_path: Path, target: ob
     from bridge.journal import load_backup
 
     path = tmp_path / "backup.json"
-    doc = {"format": "bridge-backup", "format_version": 1, "target": target, "created_at": "x", "endpoints": []}
+    from bridge.integrity import DIGEST_FIELD, document_digest
+
+    doc: dict[str, object] = {"format": "bridge-backup", "format_version": 1, "target": target, "created_at": "x"}
+    doc["endpoints"] = []
+    doc[DIGEST_FIELD] = document_digest(doc)
     path.write_text(json.dumps(doc))
     with pytest.raises(SnapshotError, match=r"backup\.json: target"):
         load_backup(path)

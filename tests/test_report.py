@@ -9,6 +9,7 @@ import os
 import pytest
 from helpers import FIXTURES, SAMPLE, SECRET_MARK, sample_tables
 
+from bridge.integrity import PlanDigest
 from bridge.models import Plan
 from bridge.plan import build_plan
 from bridge.report import render, render_result
@@ -38,7 +39,7 @@ def test_golden_report(fmt: str) -> None:
 def test_json_plan_follows_spec_shape() -> None:
     """The JSON plan has exactly SPEC §6's keys, in order, and round-trips through the model."""
     doc = json.loads(sample_plan().to_json())
-    assert list(doc) == ["format_version", "target", "generated_at", "tables", "endpoints", "summary"]
+    assert list(doc) == ["format_version", "target", "generated_at", "tables", "endpoints", "summary", "digest"]
     assert doc["format_version"] == 1 and doc["target"] == "v1" and doc["generated_at"] == WHEN
     assert doc["tables"] == {"gpu_pools": "snapshot", "overrides": []}
     first = doc["endpoints"][0]
@@ -50,7 +51,9 @@ def test_json_plan_follows_spec_shape() -> None:
     }
     assert list(first["findings"][0]) == ["severity", "code", "field", "message"]
     assert doc["summary"] == {"endpoints": 16, "update": 10, "unchanged": 0, "blocked": 6}
-    assert Plan.model_validate(doc) == sample_plan()
+    loaded = Plan.model_validate(doc)
+    assert loaded.digest == PlanDigest.of(loaded)
+    assert loaded.model_copy(update={"digest": None}) == sample_plan()
 
 
 def test_blocked_endpoints_lead_the_text_report() -> None:

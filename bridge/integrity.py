@@ -1,0 +1,165 @@
+"""Integrity of the files bridge reads back: a digest over the content, recorded when written, checked when read.
+
+``plan.json`` and ``backup-*.json`` say what will be written to RunPod. An edit made after bridge wrote them (a
+value out of range, a redacted ``env``, an ``unchanged`` endpoint switched to ``update``, a field the run never
+changed) would otherwise be sent as written. Each file carries ``"digest": "sha256:…"`` over its content; a
+file whose content no longer matches, or that has no digest, is refused with one line unless ``--force``.
+
+The digest detects edits, not forgery: anyone who can write the file can compute a new digest. It is there so
+that a hand edit, a merge gone wrong or a truncated copy is never sent silently.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from bridge.errors import SnapshotError
+from bridge.redact import REDACTED
+
+if TYPE_CHECKING:
+    from bridge.models import EndpointPlan, Plan
+
+__all__ = [
+    "DIGEST_FIELD",
+    "PlanDigest",
+    "check_document",
+    "check_plan",
+    "document_digest",
+    "find_redacted",
+    "load_plan",
+]
+
+DIGEST_FIELD = "digest"
+_PREFIX = "sha256:"
+
+
+def document_digest(doc: Mapping[str, Any]) -> str:
+    """Digest of a JSON document's content (every field but ``digest``), independent of layout and key order."""
+    content = {k: v for k, v in doc.items() if k != DIGEST_FIELD}
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    return _PREFIX + hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+
+
+def _refuse(where: str | Path, what: str, kind: str) -> SnapshotError:
+    return SnapshotError(
+        f"{where}: {what}: bridge will not send a {kind} it cannot vouch for; make it again, "
+        "or pass --force to use it as it is"
+    )
+
+
+def check_document(doc: Mapping[str, Any], where: str | Path, *, kind: str, force: bool = False) -> None:
+    """Refuse a document (a backup) whose digest is missing or does not match its content, unless ``force``."""
+    if force:
+        return
+    recorded = doc.get(DIGEST_FIELD)
+    if not isinstance(recorded, str):
+        raise _refuse(where, "no integrity digest (written by an older bridge, or edited)", kind)
+    if recorded != document_digest(doc):
+        raise _refuse(where, "edited since bridge wrote it (its digest does not match its content)", kind)
+
+
+def _canonical(value: Any) -> bytes:
+    text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return text.encode("utf-8", errors="surrogatepass")
+
+
+class PlanDigest:
+    """The digest of a plan, fed one endpoint at a time as a renderer streams it (see :func:`check_plan`).
+
+    It covers the plan's own fields and every endpoint, as canonical JSON (keys sorted), so the same plan
+    loaded back has the same digest whatever the file's layout or key order, and any change of a value does not.
+    """
+
+    def __init__(self, plan: Plan) -> None:
+        head = plan.model_copy(update={"endpoints": [], "digest": None}).model_dump(mode="json", by_alias=True)
+        self._hash = hashlib.sha256(_canonical(head))
+
+    def add(self, endpoint: EndpointPlan) -> None:
+        """Add the next endpoint."""
+        self._hash.update(b"\0" + _canonical(endpoint.model_dump(mode="json", by_alias=True)))
+
+    def hexdigest(self) -> str:
+        """Return ``sha256:<hex>``."""
+        return _PREFIX + self._hash.hexdigest()
+
+    @classmethod
+    def of(cls, plan: Plan) -> str:
+        """The digest of a whole plan."""
+        digest = cls(plan)
+        for ep in plan.endpoints:
+            digest.add(ep)
+        return digest.hexdigest()
+
+
+def find_redacted(value: Any, where: str = "body") -> str | None:
+    """The path of the first string in ``value`` holding ``<redacted>`` (a secret bridge cannot send), or None."""
+    if isinstance(value, str):
+        return where if REDACTED in value else None
+    if isinstance(value, Mapping):
+        items: Any = ((f"{where}.{k}", v) for k, v in value.items())
+    elif isinstance(value, list):
+        items = ((f"{where}[{i}]", v) for i, v in enumerate(value))
+    else:
+        return None
+    for path, item in items:
+        found = find_redacted(item, path)
+        if found:
+            return found
+    return None
+
+
+def check_plan(plan: Plan, where: str | Path, *, force: bool = False) -> None:
+    """Refuse an edited plan (digest) unless ``force``; refuse always a body holding a redacted value.
+
+    A ``<redacted>`` in a body is where bridge scrubbed a secret (the key, an ``env`` value) on its way to the
+    file: sending it would overwrite the real value, so no ``--force`` lets it through.
+    """
+    for ep in plan.endpoints:
+        if ep.status == "update":
+            found = find_redacted(ep.body)
+            if found:
+                raise SnapshotError(
+                    f"{where}: endpoint {ep.id}: {found} holds a redacted value, which bridge will not send "
+                    "(it would replace the real one); write this endpoint with `bridge migrate`"
+                )
+    if force:
+        return
+    if plan.digest is None:
+        raise _refuse(where, "no integrity digest (written by an older bridge, or edited)", "plan")
+    if plan.digest != PlanDigest.of(plan):
+        raise _refuse(where, "edited since bridge wrote it (its digest does not match its content)", "plan")
+
+
+def load_plan(path: str | Path, *, force: bool = False) -> Plan:
+    """Read ``plan.json`` (or a directory written by ``export``); anything else is an input error.
+
+    The plan's digest is checked (an edited plan is refused unless ``force``), and so is an export directory
+    against its ``plan.json``. The plan returned carries no digest: it is a property of the file.
+    """
+    from pydantic import ValidationError
+
+    from bridge.models import Plan
+
+    path = Path(path)
+    file = path / "plan.json" if path.is_dir() else path
+    try:
+        text = file.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise SnapshotError(f"{file}: cannot read: {getattr(exc, 'strerror', None) or exc}") from None
+    try:
+        plan = Plan.model_validate_json(text)
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        where = ".".join(str(p) for p in err["loc"]) or "(top level)"
+        raise SnapshotError(f"{file}: not a bridge plan: {where}: {err['msg']}") from None
+    check_plan(plan, file, force=force)
+    plan = plan.model_copy(update={"digest": None})
+    if path.is_dir():
+        from bridge.export import check_export_dir
+
+        check_export_dir(path, plan)
+    return plan

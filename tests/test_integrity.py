@@ -1,0 +1,165 @@
+"""Edited plans and backups are refused (unless --force); untouched ones load whatever their layout."""
+
+from __future__ import annotations
+
+import copy
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+from click.testing import CliRunner
+from helpers import SAMPLE
+
+from bridge.cli import main
+from bridge.errors import SnapshotError
+from bridge.integrity import load_plan
+from bridge.journal import Backup, BackupEntry, load_backup, write_backup
+
+KEY = "rpa_INTEGRITYKEY0123456789ABCDEF"
+
+
+@pytest.fixture(scope="module")
+def plan_doc() -> dict[str, Any]:
+    result = CliRunner().invoke(main, ["plan", "--from", str(SAMPLE), "--format", "json"])
+    doc: dict[str, Any] = json.loads(result.output)
+    assert doc["digest"].startswith("sha256:")
+    return doc
+
+
+def _first(doc: dict[str, Any], status: str) -> dict[str, Any]:
+    return next(ep for ep in doc["endpoints"] if ep["status"] == status)
+
+
+def _set_status(doc: dict[str, Any]) -> None:
+    ep = _first(doc, "blocked")
+    ep["status"] = "update"
+
+
+EDITS: list[Callable[[dict[str, Any]], object]] = [
+    lambda d: _first(d, "update")["body"].update(workersMax=100000),
+    lambda d: _first(d, "update")["body"].update(env={"A": "<not the real value>"}),
+    lambda d: _first(d, "update")["body"].update(unknownField=1),
+    lambda d: _first(d, "update")["body"].pop(next(iter(_first(d, "update")["body"]))),
+    _set_status,
+    lambda d: _first(d, "update").update(fingerprint="sha256:0"),
+    lambda d: d.update(generated_at="2030-01-01T00:00:00Z"),
+    lambda d: d["endpoints"].pop(),
+    lambda d: d["endpoints"].append(copy.deepcopy(d["endpoints"][0]) | {"id": "another"}),
+    lambda d: d.update(digest="sha256:" + "0" * 64),
+    lambda d: d.pop("digest"),
+    lambda d: d.update(digest=None),
+]
+
+
+@pytest.mark.parametrize("edit", EDITS)
+def test_edited_plan_is_refused_unless_forced(tmp_path: Path, plan_doc: dict[str, Any], edit: Any) -> None:
+    """Any change of content after bridge wrote the plan: one line naming the file, exit 2; --force loads it."""
+    doc = copy.deepcopy(plan_doc)
+    edit(doc)
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc, indent=2))
+    with pytest.raises(SnapshotError, match=r"plan\.json: (edited since|no integrity digest).*--force") as info:
+        load_plan(path)
+    assert info.value.exit_code == 2 and "\n" not in str(info.value)
+    try:
+        load_plan(path, force=True)
+    except SnapshotError as exc:  # forced: only a structural problem (an unknown top-level field) may remain
+        assert "digest" not in str(exc)
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        lambda d: json.dumps(d),
+        lambda d: json.dumps(d, indent=4, sort_keys=True),
+        lambda d: json.dumps(dict(reversed(list(d.items()))), ensure_ascii=True),
+    ],
+)
+def test_untouched_plan_loads_whatever_its_layout(tmp_path: Path, plan_doc: dict[str, Any], layout: Any) -> None:
+    """Reformatting (jq, an editor) changes no value: the plan still loads, without its digest."""
+    path = tmp_path / "plan.json"
+    path.write_text(layout(plan_doc))
+    plan = load_plan(path)
+    assert plan.digest is None and len(plan.endpoints) == len(plan_doc["endpoints"])
+
+
+def test_cli_apply_refuses_an_edited_plan(tmp_path: Path, plan_doc: dict[str, Any]) -> None:
+    """`bridge apply` on an edited plan exits 2 with one line, before any key or network is needed."""
+    doc = copy.deepcopy(plan_doc)
+    _first(doc, "update")["body"]["workersMax"] = 7
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc))
+    result = CliRunner().invoke(main, ["apply", str(path), "--yes"], env={"RUNPOD_API_KEY": ""})
+    assert result.exit_code == 2 and "edited since bridge wrote it" in result.output
+
+
+def _backup(tmp_path: Path, rest: dict[str, Any]) -> Path:
+    entry = BackupEntry(id="ep1", rest=rest, body={"workersMax": 3, "name": "x"}, legacy={"id": "ep1", "aiKey": "s"})
+    return write_backup(tmp_path / "backup.json", Backup("v1", "t", [entry]), secrets=[KEY])
+
+
+BACKUP_EDITS: list[Callable[[dict[str, Any]], object]] = [
+    lambda d: d["endpoints"][0]["body"].update(gpuTypeIds=["NVIDIA H100"]),
+    lambda d: d["endpoints"][0]["rest"].update(workersMax=9),
+    lambda d: d["endpoints"].append(copy.deepcopy(d["endpoints"][0]) | {"id": "ep2"}),
+    lambda d: d.update(target="v2"),
+    lambda d: d.pop("digest"),
+    lambda d: d.update(digest=5),
+]
+
+
+@pytest.mark.parametrize("edit", BACKUP_EDITS)
+def test_edited_backup_is_refused_unless_forced(tmp_path: Path, edit: Any) -> None:
+    """An edited backup would make rollback write what the run never changed: refused unless forced."""
+    path = _backup(tmp_path, {"id": "ep1", "workersMax": 1, "name": "x"})
+    assert load_backup(path).entries[0].rest["workersMax"] == 1
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+    with pytest.raises(SnapshotError, match=r"backup\.json: .*--force"):
+        load_backup(path)
+    load_backup(path, force=True)
+
+
+@pytest.mark.parametrize(
+    "field",
+    [
+        lambda k: {"args": f"python serve.py --api-key {k}"},
+        lambda k: {"dockerArgs": ["--key", k[:20]]},
+        lambda k: {"template": {"startCommand": f"RUNPOD_API_KEY={k} run"}},
+        lambda k: {"notes": {k: "the key as an object key"}},
+        lambda k: {"url": "https://x/?k=" + k.replace("_", "%5F")},
+    ],
+)
+def test_backup_holds_no_piece_of_the_key_in_any_field(tmp_path: Path, field: Any) -> None:
+    """Whatever field the key hides in, the backup file has none of it, and still loads."""
+    path = _backup(tmp_path, {"id": "ep1", "workersMax": 1, **field(KEY)})
+    text = path.read_text()
+    for i in range(len(KEY) - 7):
+        assert KEY[i : i + 8] not in text
+    assert load_backup(path).entries[0].id == "ep1"
+
+
+def test_journal_shows_which_fields_a_run_wrote(tmp_path: Path) -> None:
+    """fields_written reads the attempt lines of a run's journal (skipping a torn last line); journal_of finds it."""
+    from bridge.journal import Journal, fields_written, journal_of
+
+    backup = tmp_path / "backup-20261130T100000.000001Z.json"
+    journal = journal_of(backup)
+    assert journal == tmp_path / "journal-20261130T100000.000001Z.jsonl"
+    with Journal(journal) as j:
+        j.record("run-start")
+        j.record("attempt", endpoint="e1", attempt=1, body={"name": "a", "workersMax": 2})
+        j.record("attempt", endpoint="e1", attempt=2, body={"name": "a", "flashboot": True})
+        j.record("attempt", endpoint="e2", attempt=1, body={"gpuTypeIds": ["x"]})
+        j.record("outcome", endpoint="e3", status="unchanged")
+    with journal.open("a") as fh:
+        fh.write('{"event": "attempt", "endpoint": "e3", "body": {"torn"')
+    assert fields_written(journal) == {"e1": {"name", "workersMax", "flashboot"}, "e2": {"gpuTypeIds"}}
+    with pytest.raises(SnapshotError, match="cannot read the run's journal"):
+        fields_written(tmp_path / "missing.jsonl")
+    (tmp_path / "bad.jsonl").write_text("[1, 2]\n")
+    with pytest.raises(SnapshotError, match=r"bad\.jsonl: not a bridge journal"):
+        fields_written(tmp_path / "bad.jsonl")

@@ -1,0 +1,119 @@
+"""The account lock keeps two runs against one account apart on one machine, across processes and state dirs."""
+
+from __future__ import annotations
+
+import os
+import signal
+import stat
+import subprocess
+import sys
+import textwrap
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from bridge.config import Settings
+from bridge.errors import InputError
+from bridge.locks import AccountLock, user_state_dir
+
+KEY = "rpa_LOCKKEY0123456789ABCDEFGHIJKLM"
+URLS = ("https://api.runpod.io/graphql", "https://rest.runpod.io/v1", "https://api.runpod.io/v2")
+
+HOLD = textwrap.dedent(
+    """
+    import sys, time
+    from bridge.locks import AccountLock
+    key, home, state, *urls = sys.argv[1:]
+    with AccountLock(key, urls, home=home, state_dir=state):
+        print("held", flush=True)
+        time.sleep(120)
+    """
+)
+
+
+@pytest.fixture
+def holder(tmp_path: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the lock of KEY at URLS."""
+    proc = subprocess.Popen(
+        [sys.executable, "-c", HOLD, KEY, str(tmp_path / "home"), str(tmp_path / "one" / "bridge-state"), *URLS],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert proc.stdout is not None and proc.stdout.readline() == "held\n"
+    yield proc
+    proc.kill()
+    proc.wait(30)
+    proc.stdout.close()
+
+
+def test_second_process_same_account_is_refused(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    """Another state dir, the same key and URLs (trailing slash, case): one line naming the holder, exit 2."""
+    variants = [URLS, tuple(u + "/" for u in URLS), tuple(u.upper() for u in URLS)]
+    for urls in variants:
+        pattern = rf"another bridge run \(pid {holder.pid}, .*one/bridge-state\)"
+        lock = AccountLock(KEY, urls, home=tmp_path / "home", state_dir=tmp_path / "two" / "bridge-state")
+        with pytest.raises(InputError, match=pattern) as info, lock:
+            pass
+        assert info.value.exit_code == 2 and "same RunPod account" in str(info.value)
+
+
+def test_other_accounts_are_not_held(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    """Another key, or the same key against other URLs (the emulator), is another account."""
+    with AccountLock(KEY + "x", URLS, home=tmp_path / "home"):
+        pass
+    with AccountLock(KEY, ("http://127.0.0.1:1/graphql", *URLS[1:]), home=tmp_path / "home"):
+        pass
+
+
+def test_a_killed_holder_frees_the_account(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
+    """SIGKILL ends the holder: the next run takes the lock at once."""
+    os.kill(holder.pid, signal.SIGKILL)
+    holder.wait(30)
+    with AccountLock(KEY, URLS, home=tmp_path / "home"):
+        pass
+
+
+def test_same_process_twice_is_refused(tmp_path: Path) -> None:
+    """Two locks of one account in one process (two sessions of a library user) also exclude each other."""
+    with (
+        AccountLock(KEY, URLS, home=tmp_path),
+        pytest.raises(InputError, match="same RunPod account"),
+        AccountLock(KEY, URLS, home=tmp_path),
+    ):
+        pass
+    with AccountLock(KEY, URLS, home=tmp_path):  # released
+        pass
+
+
+def test_lock_files_are_private_and_hold_no_key(tmp_path: Path) -> None:
+    """The directories are 0700 whatever the umask, the file 0600, and neither name nor content has the key."""
+    old = os.umask(0)
+    try:
+        with AccountLock(KEY, URLS, home=tmp_path / "state" / "bridge") as lock:
+            content = lock.path.read_text()
+    finally:
+        os.umask(old)
+    for d in (tmp_path / "state", tmp_path / "state" / "bridge", lock.path.parent):
+        assert stat.S_IMODE(d.stat().st_mode) == 0o700, d
+    assert stat.S_IMODE(lock.path.stat().st_mode) == 0o600
+    for i in range(len(KEY) - 7):
+        assert KEY[i : i + 8] not in content and KEY[i : i + 8] not in str(lock.path)
+
+
+def test_state_dir_follows_xdg(tmp_path: Path) -> None:
+    """XDG_STATE_HOME when absolute, else ~/.local/state; Settings give the lock their URLs."""
+    assert user_state_dir({"XDG_STATE_HOME": "/x/state", "HOME": "/h"}) == Path("/x/state/bridge")
+    assert user_state_dir({"XDG_STATE_HOME": "relative", "HOME": "/h"}) == Path("/h/.local/state/bridge")
+    assert user_state_dir({"HOME": "/h"}) == Path("/h/.local/state/bridge")
+    settings = Settings(api_key=KEY, graphql_url=URLS[0], rest_url=URLS[1], rest_v2_url=URLS[2])
+    lock = AccountLock.for_settings(settings, environ={"XDG_STATE_HOME": str(tmp_path)})
+    assert lock.path == AccountLock(KEY, URLS, home=tmp_path / "bridge").path
+
+
+def test_unusable_state_home_is_one_line(tmp_path: Path) -> None:
+    """A state home that cannot be created names the directory and the variable to set."""
+    (tmp_path / "file").write_text("")
+    lock = AccountLock(KEY, URLS, home=tmp_path / "file" / "bridge")
+    with pytest.raises(InputError, match=r"cannot create the account lock.*XDG_STATE_HOME"), lock:
+        pass
