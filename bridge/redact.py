@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
@@ -23,10 +24,14 @@ __all__ = [
     "REDACTED",
     "Scrubber",
     "escape_control",
+    "note_secret",
     "redact_endpoint",
     "redact_env",
     "redact_text",
     "safe_message",
+    "scope_scrubber",
+    "scope_secrets",
+    "secret_scope",
 ]
 
 REDACTED = "<redacted>"
@@ -98,10 +103,11 @@ class Scrubber:
     """
 
     def __init__(self, secrets: Iterable[str | None], *, fragment: int = MIN_FRAGMENT) -> None:
+        self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= _MIN_SECRET}))
         # For each window: the form it comes from and where in it, to extend a match along that form.
         self._where: dict[str, tuple[str, int]] = {}
         literals: set[str] = set()
-        for secret in {s for s in secrets if s and len(s) >= _MIN_SECRET}:
+        for secret in self.secrets:
             for form in _forms(secret):
                 if len(form) < fragment:
                     literals.add(form)
@@ -159,10 +165,48 @@ def _scrubber(secrets: tuple[str, ...]) -> Scrubber:
     return Scrubber(secrets)
 
 
+# The secrets of the run in progress (see :func:`secret_scope`): every writer scrubs them, whatever it was given.
+_SCOPES: list[set[str]] = []
+
+
+@contextmanager
+def secret_scope() -> Iterator[set[str]]:
+    """Scrub, in everything bridge writes while the block runs, every secret noted in it.
+
+    :class:`bridge.config.Settings` notes its key here when it is made, so a run (the CLI opens one scope per
+    command) needs no writer to be handed the key: files (:func:`bridge.files.write_private`), the journal,
+    the backup and the CLI's stdout and stderr all scrub :func:`scope_secrets` as well as what they are given.
+    """
+    scope: set[str] = set()
+    _SCOPES.append(scope)
+    try:
+        yield scope
+    finally:
+        _SCOPES.remove(scope)
+
+
+def note_secret(secret: str | None) -> None:
+    """Add ``secret`` to every open :func:`secret_scope` (nothing happens outside one)."""
+    if secret:
+        for scope in _SCOPES:
+            scope.add(secret)
+
+
+def scope_secrets() -> tuple[str, ...]:
+    """The secrets noted in the open scopes."""
+    return tuple(sorted(set().union(*_SCOPES))) if _SCOPES else ()
+
+
+def scope_scrubber(extra: Iterable[str | None] | Scrubber | None = None) -> Scrubber:
+    """A scrubber of the open scopes' secrets and ``extra`` (secrets, or a scrubber whose secrets are added)."""
+    given = extra.secrets if isinstance(extra, Scrubber) else tuple(extra or ())
+    return _scrubber(tuple(sorted({s for s in (*given, *scope_secrets()) if s})))
+
+
 def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
     """Return ``text`` with each known secret (and long pieces of it), ``api_key=`` parameters and bearer tokens
     scrubbed."""
-    text = _scrubber(tuple(sorted({s for s in secrets if s})))(text)
+    text = scope_scrubber(secrets)(text)
     text = _KEY_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
     return _BEARER.sub(f"Bearer {REDACTED}", text)
 
@@ -210,7 +254,6 @@ def safe_message(raw: bytes | str, secrets: Iterable[str | None] | Scrubber, lim
     text = _JSON_ESCAPE.sub(_unescape_json, text)
     if "%" in text:
         text = unquote(text, errors="replace")
-    scrub = secrets if isinstance(secrets, Scrubber) else _scrubber(tuple(sorted({s for s in secrets if s})))
-    text = redact_text(scrub(text))
+    text = redact_text(scope_scrubber(secrets)(text))
     text = escape_control(text)
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"

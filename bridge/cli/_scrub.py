@@ -1,0 +1,70 @@
+"""Every command's stdout and stderr are scrubbed of the key, in one place (:func:`scrubbed_output`).
+
+A command opens a :func:`bridge.redact.secret_scope`; the settings it resolves note their key there, and from
+then on each line printed (reports, results, progress, errors) passes through the scope's scrubber, as every file
+written does (:func:`bridge.files.write_private`). No command has to remember to scrub.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import sys
+from collections.abc import Callable
+from typing import Any, TextIO, TypeVar
+
+from bridge.redact import scope_scrubber, scope_secrets, secret_scope
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+
+class ScrubbedStream:
+    """A text stream passing whole lines on, scrubbed of the scope's secrets (as they are when written).
+
+    With no secret noted yet, text goes straight through (prompts and progress bars are not held back).
+    Anything else (``encoding``, ``isatty``, ``fileno``) is the wrapped stream's.
+    """
+
+    def __init__(self, stream: TextIO) -> None:
+        self._stream = stream
+        self._pending = ""
+
+    def write(self, text: str) -> int:
+        """Write every complete line, scrubbed; keep an unterminated end until more comes or a flush."""
+        if not scope_secrets() and not self._pending:
+            return self._stream.write(text)
+        data = self._pending + text
+        cut = data.rfind("\n") + 1
+        if cut:
+            self._stream.write(scope_scrubber()(data[:cut]))
+        self._pending = data[cut:]
+        return len(text)
+
+    def flush(self) -> None:
+        """Write what is pending, scrubbed, and flush."""
+        if self._pending:
+            pending, self._pending = self._pending, ""
+            self._stream.write(scope_scrubber()(pending))
+        self._stream.flush()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._stream, name)
+
+
+def scrubbed_output(func: F) -> F:
+    """Run a command inside a secret scope, its stdout and stderr scrubbed; both are restored after."""
+
+    @functools.wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        out, err = sys.stdout, sys.stderr
+        with secret_scope():
+            sys.stdout, sys.stderr = ScrubbedStream(out), ScrubbedStream(err)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                for stream in (sys.stdout, sys.stderr):
+                    with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more can be said
+                        stream.flush()
+                sys.stdout, sys.stderr = out, err
+
+    return wrapper  # type: ignore[return-value]
