@@ -15,15 +15,16 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bridge.apply import ApplyResult, Outcome, items_from_plan, rollback_items, run_items
+from bridge.apply import ApplyResult, Outcome, WorkItem, items_from_plan, rollback_items, run_items
 from bridge.config import Settings
 from bridge.http import Http, RetryPolicy
+from bridge.integrity import find_redacted
 from bridge.journal import Backup, StateLock, written_only
 from bridge.locks import AccountLock
 from bridge.models import Plan, Target
@@ -46,6 +47,18 @@ __all__ = [
 Confirm = Callable[[Plan, Sequence[str]], bool]
 """Gets the plan and the read's notes before anything is written; False stops there (a dry run)."""
 Progress = Callable[[Outcome], None]
+
+
+def _without_redacted(item: WorkItem, lost: list[str]) -> WorkItem:
+    """Leave out a field whose saved value was scrubbed (a secret, the key): sending it would replace the real
+    value with ``<redacted>``. It is named as not restorable instead."""
+    scrubbed = [key for key, value in item.body.items() if find_redacted(value, key)]
+    if scrubbed:
+        lost.append(f"{item.id}: {', '.join(scrubbed)} (the backup holds it redacted)")
+    expect = item.expect  # a scrubbed value written by the run cannot be compared with the live one: not checked
+    if expect is not None:
+        expect = {k: v for k, v in expect.items() if k not in scrubbed and not find_redacted(v, k)}
+    return replace(item, body={k: v for k, v in item.body.items() if k not in scrubbed}, expect=expect)
 
 
 @contextmanager
@@ -218,6 +231,8 @@ async def rollback_async(
     """
     target = get_target(backup.target)
     items, lost = rollback_items(written_only(backup, force=force), target)
+    items = [_without_redacted(item, lost) for item in items]
+    items = [item for item in items if item.body]
     with run_locks(settings, state_dir):
         async with open_rest(settings, target, transport=transport, policy=policy) as client:
             result = await run_items(

@@ -137,8 +137,14 @@ class Scrubber:
                 form, at = where
                 at += end - start
                 while end < len(text) and at < len(form) and text[end] == form[at]:
+                    if form[at] == '"' and form[at - 1] != "\\":  # a bare quote ends a JSON string: stop there
+                        break
                     end += 1
                     at += 1
+            start, end = _whole_escapes(text, max(start, done), end)
+            if start >= end:  # only a quote matched
+                match = pattern.search(text, match.end())
+                continue
             gap = text[done:start]
             if gap or not out or out[-1] != REDACTED:  # adjacent pieces become one marker
                 out += (gap, REDACTED)
@@ -158,6 +164,40 @@ class Scrubber:
         if isinstance(value, (list, tuple)):
             return [self.value(v) for v in value]
         return value
+
+
+# A backslash escape left open at the end of a text (an odd run of backslashes, perhaps ``\u`` and up to three
+# hex digits): a scrub must take it whole, or the ``<redacted>`` after it would be read as part of the escape.
+_OPEN_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*(\\(?:u[0-9a-fA-F]{0,3})?)$")
+
+
+def _bare_quote(text: str, at: int) -> bool:
+    """Whether ``text[at]`` is a ``"`` no backslash escapes (in JSON, where a string starts or ends)."""
+    if text[at] != '"':
+        return False
+    run = 0
+    while at - run > 0 and text[at - run - 1] == "\\":
+        run += 1
+    return run % 2 == 0
+
+
+def _whole_escapes(text: str, start: int, end: int) -> tuple[int, int]:
+    """Narrow ``[start, end)`` off the quotes that delimit a JSON string and widen it so that it cuts no
+    backslash escape in two: scrubbing JSON text leaves valid JSON."""
+    while start < end and _bare_quote(text, start):
+        start += 1
+    while end > start and _bare_quote(text, end - 1):
+        end -= 1
+    if start >= end:
+        return start, end
+    before = _OPEN_ESCAPE.search(text, max(0, start - 6), start)
+    if before is not None:
+        start = before.start(1)
+    inside = _OPEN_ESCAPE.search(text, start, end)
+    if inside is not None:
+        escape = inside.group(1)
+        end = min(len(text), end + (1 if escape == "\\" else 5 - len(escape) + 1))
+    return start, end
 
 
 @functools.lru_cache(maxsize=16)

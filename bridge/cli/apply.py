@@ -23,6 +23,7 @@ from bridge.cli._common import (
 
 if TYPE_CHECKING:
     from bridge.apply import ApplyResult, Outcome
+    from bridge.config import Settings
     from bridge.models import Plan, Target
 
 STATE_DIR = click.option(
@@ -33,7 +34,11 @@ STATE_DIR = click.option(
     help="Where the backup and the journal of each run are written.",
 )
 YES = click.option("--yes", "-y", is_flag=True, help="Write without asking (needed without a terminal).")
-FORCE = click.option("--force", is_flag=True, help="Write endpoints that changed since the plan was made.")
+FORCE = click.option(
+    "--force",
+    is_flag=True,
+    help="Write endpoints that changed since the file was made, and use a file edited since bridge wrote it.",
+)
 QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Result format."
@@ -65,6 +70,14 @@ def _progress(total: int, quiet: bool) -> Iterator[Callable[[Outcome], None] | N
         return
     with click.progressbar(length=total, label="bridge", file=sys.stderr) as bar:
         yield lambda _outcome: bar.update(1)
+
+
+def _hold(settings: Settings, state_dir: str) -> Settings:
+    """Hold the account and the state directory until the command ends: a second run is refused before asking."""
+    from bridge.migrate import run_locks
+
+    click.get_current_context().with_resource(run_locks(settings, state_dir))
+    return settings
 
 
 def _finish(result: ApplyResult, fmt: str) -> NoReturn:
@@ -117,15 +130,15 @@ def apply(
     Each endpoint is re-read first: one already at its target is not written, one that changed since the
     plan was made is skipped as stale (--force writes it anyway). Every write is read back and compared.
     """
-    from bridge.apply import load_plan
     from bridge.errors import InputError
+    from bridge.integrity import load_plan
     from bridge.migrate import apply_plan_async
     from bridge.report import summary_line
 
-    plan = load_plan(plan_or_dir)
+    plan = load_plan(plan_or_dir, force=force)
     if target and target != plan.target:
         raise InputError(f"{plan_or_dir}: the plan was made for REST {plan.target}, not {target}: plan again")
-    settings = connection.settings()
+    settings = _hold(connection.settings(), state_dir)
     click.echo(f"bridge: plan {plan_or_dir}: {summary_line(plan)}", err=True)
     if any(ep.status == "update" and ep.fingerprint is None for ep in plan.endpoints):
         click.echo(
@@ -234,13 +247,13 @@ def rollback(
     backup's read did not show (e.g. flashboot) are named as not restorable.
     """
     from bridge.errors import InputError
-    from bridge.journal import load_backup
+    from bridge.journal import load_backup, written_only
     from bridge.migrate import rollback_async
 
-    backup = load_backup(backup_file)
+    backup = written_only(load_backup(backup_file, force=force), force=force)  # what its run sent, nothing else
     if target and target != backup.target:
         raise InputError(f"{backup_file}: the backup is of a REST {backup.target} run")
-    settings = connection.settings()
+    settings = _hold(connection.settings(), state_dir)
     click.echo(f"bridge: backup {backup_file}: {len(backup.entries)} endpoint(s)", err=True)
     if backup.entries:
         _consent(yes, f"Put back {len(backup.entries)} endpoint(s) as they were?")
