@@ -207,6 +207,7 @@ def _scrubber(secrets: tuple[str, ...]) -> Scrubber:
 
 # The secrets of the run in progress (see :func:`secret_scope`): every writer scrubs them, whatever it was given.
 _SCOPES: list[set[str]] = []
+_NOTED: list[tuple[str, ...]] = [()]  # scope_secrets(), kept up to date: a stream asks for it on every write
 
 
 @contextmanager
@@ -223,23 +224,31 @@ def secret_scope() -> Iterator[set[str]]:
         yield scope
     finally:
         _SCOPES.remove(scope)
+        _renote()
+
+
+def _renote() -> None:
+    _NOTED[0] = tuple(sorted(set().union(*_SCOPES))) if _SCOPES else ()
 
 
 def note_secret(secret: str | None) -> None:
     """Add ``secret`` to every open :func:`secret_scope` (nothing happens outside one)."""
-    if secret:
+    if secret and _SCOPES:
         for scope in _SCOPES:
             scope.add(secret)
+        _renote()
 
 
 def scope_secrets() -> tuple[str, ...]:
     """The secrets noted in the open scopes."""
-    return tuple(sorted(set().union(*_SCOPES))) if _SCOPES else ()
+    return _NOTED[0]
 
 
 def scope_scrubber(extra: Iterable[str | None] | Scrubber | None = None) -> Scrubber:
     """A scrubber of the open scopes' secrets and ``extra`` (secrets, or a scrubber whose secrets are added)."""
     given = extra.secrets if isinstance(extra, Scrubber) else tuple(extra or ())
+    if not given:
+        return _scrubber(scope_secrets())
     return _scrubber(tuple(sorted({s for s in (*given, *scope_secrets()) if s})))
 
 

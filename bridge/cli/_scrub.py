@@ -16,6 +16,7 @@ from typing import Any, TextIO, TypeVar
 from bridge.redact import scope_scrubber, scope_secrets, secret_scope
 
 F = TypeVar("F", bound=Callable[..., Any])
+_CHUNK = 64 * 1024
 
 
 class ScrubbedStream:
@@ -27,24 +28,30 @@ class ScrubbedStream:
 
     def __init__(self, stream: TextIO) -> None:
         self._stream = stream
-        self._pending = ""
+        self._pending: list[str] = []
+        self._size = 0
 
     def write(self, text: str) -> int:
-        """Write every complete line, scrubbed; keep an unterminated end until more comes or a flush."""
-        if not scope_secrets() and not self._pending:
+        """Collect ``text``; past 64 kB, write the complete lines collected, scrubbed (one search per chunk,
+        not per line: a large report is scrubbed at the speed of the regular expression)."""
+        if not self._pending and not scope_secrets():
             return self._stream.write(text)
-        data = self._pending + text
-        cut = data.rfind("\n") + 1
-        if cut:
-            self._stream.write(scope_scrubber()(data[:cut]))
-        self._pending = data[cut:]
+        self._pending.append(text)
+        self._size += len(text)
+        if self._size >= _CHUNK:
+            data = "".join(self._pending)
+            cut = data.rfind("\n") + 1
+            if cut:
+                self._stream.write(scope_scrubber()(data[:cut]))
+            self._pending = [data[cut:]] if cut < len(data) else []
+            self._size = len(data) - cut
         return len(text)
 
     def flush(self) -> None:
-        """Write what is pending, scrubbed, and flush."""
+        """Write what is collected, scrubbed, and flush (``click.echo`` flushes after every message)."""
         if self._pending:
-            pending, self._pending = self._pending, ""
-            self._stream.write(scope_scrubber()(pending))
+            data, self._pending, self._size = "".join(self._pending), [], 0
+            self._stream.write(scope_scrubber()(data))
         self._stream.flush()
 
     def __getattr__(self, name: str) -> Any:
