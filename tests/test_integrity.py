@@ -60,7 +60,9 @@ def test_edited_plan_is_refused_unless_forced(tmp_path: Path, plan_doc: dict[str
     edit(doc)
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(doc, indent=2))
-    with pytest.raises(SnapshotError, match=r"plan\.json: (edited since|no integrity digest).*--force") as info:
+    with pytest.raises(
+        SnapshotError, match=r"plan\.json: (edited since|no integrity digest|endpoint \w+: \w+:).*--force"
+    ) as info:
         load_plan(path)
     assert info.value.exit_code == 2 and "\n" not in str(info.value)
     try:

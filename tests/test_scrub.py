@@ -202,3 +202,13 @@ def test_secret_scope_reaches_files_and_cli_streams(tmp_path: Path) -> None:
     Settings(api_key=key)  # outside a scope: nothing noted
     write_private(tmp_path / "plain.txt", f"{key}\n")
     assert (tmp_path / "plain.txt").read_text() == f"{key}\n"
+
+
+def test_scrubbed_stream_is_a_text_stream() -> None:
+    """Like any text stream it refuses bytes: click probes a stream with write(b"") to tell text from binary."""
+    import io
+
+    from bridge.cli._scrub import ScrubbedStream
+
+    with pytest.raises(TypeError):
+        ScrubbedStream(io.StringIO()).write(b"")  # type: ignore[arg-type]

@@ -34,6 +34,8 @@ class ScrubbedStream:
     def write(self, text: str) -> int:
         """Collect ``text``; past 64 kB, write the complete lines collected, scrubbed (one search per chunk,
         not per line: a large report is scrubbed at the speed of the regular expression)."""
+        if not isinstance(text, str):  # a text stream refuses bytes (click probes with write(b""))
+            raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if not self._pending and not scope_secrets():
             return self._stream.write(text)
         self._pending.append(text)
