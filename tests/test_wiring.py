@@ -348,3 +348,24 @@ def test_a_field_error_is_not_a_rejected_key() -> None:
 
     assert not _AUTH_WORDS.search("Cannot query field 'tokenCount' on type 'Endpoint'")
     assert not _AUTH_WORDS.search("token limit reached for this model")
+
+
+def test_a_live_report_cut_short_by_its_reader_is_quiet(tmp_path: Path) -> None:
+    """`bridge plan | head`: the scrubbed stdout meets a closed pipe; bridge ends without a traceback or an
+    'Exception ignored' from the interpreter's last flush."""
+    from bridge.emulator import generate_account
+
+    with Emulator(generate_account(600, seed=3), api_key="test-key-0123456789") as emu:
+        env = {**os.environ, **emu.env, "RUNPOD_API_KEY": "test-key-0123456789"}
+        proc = subprocess.run(
+            f"'{BRIDGE}' plan --format json | head -c 100 >/dev/null; echo $" + "{PIPESTATUS[0]}",
+            shell=True,
+            executable="/bin/bash",
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+            cwd=tmp_path,
+        )
+    assert proc.stdout.strip() in ("0", "1", "3"), proc.stdout
+    assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr[-500:]

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import os
 import sys
 from collections.abc import Callable
 from typing import Any, TextIO, TypeVar
@@ -60,6 +61,18 @@ class ScrubbedStream:
         return getattr(self._stream, name)
 
 
+def _last_flush(stream: TextIO | ScrubbedStream) -> None:
+    """Flush what is collected; a reader gone away (``bridge plan | head``) gets nothing more, and the exit of
+    the interpreter does not fail flushing to it."""
+    try:
+        stream.flush()
+    except BrokenPipeError:
+        with contextlib.suppress(OSError, ValueError):
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+    except (OSError, ValueError):  # closed: nothing more can be said
+        pass
+
+
 def scrubbed_output(func: F) -> F:
     """Run a command inside a secret scope, its stdout and stderr scrubbed; both are restored after."""
 
@@ -72,8 +85,7 @@ def scrubbed_output(func: F) -> F:
                 return func(*args, **kwargs)
             finally:
                 for stream in (sys.stdout, sys.stderr):
-                    with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more can be said
-                        stream.flush()
+                    _last_flush(stream)
                 sys.stdout, sys.stderr = out, err
 
     return wrapper  # type: ignore[return-value]
