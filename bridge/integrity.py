@@ -41,7 +41,8 @@ _PREFIX = "sha256:"
 def document_digest(doc: Mapping[str, Any]) -> str:
     """Digest of a JSON document's content (every field but ``digest``), independent of layout and key order."""
     content = {k: v for k, v in doc.items() if k != DIGEST_FIELD}
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # NaN and lone surrogates are not JSON, but a hostile read can hold them and the backup keeps what was read.
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return _PREFIX + hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 

@@ -240,7 +240,12 @@ def write_backup(path: str | Path, backup: Backup, *, secrets: Sequence[str] = (
     # Scrubbed value by value (a key in `args` or a start command goes too), then the digest over what is kept.
     doc = scope_scrubber(secrets).value(doc)
     doc[DIGEST_FIELD] = document_digest(doc)
-    return write_private(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a hostile read: written as its \u escape
+        text = json.dumps(doc, indent=2)
+    return write_private(path, text + "\n")
 
 
 def load_backup(path: str | Path, *, force: bool = False) -> Backup:
