@@ -1,6 +1,22 @@
 """bridge: move RunPod Serverless endpoints off the legacy GraphQL settings onto the REST API.
 
-The library is the same pipeline as the command line::
+Public functions (``from bridge import load_snapshot, build_plan, ...``):
+
+    load_snapshot(path) -> Snapshot             read and validate a snapshot file
+    parse_snapshot(doc, where) -> Snapshot      the same, from a decoded document
+    build_tables(pools=, overrides=) -> Tables  GPU pool and location tables, with overrides
+    bundled_tables() / load_override(path) / parse_override(doc)
+    build_plan(endpoints, tables, target=, rules=) -> Plan   translate and compare: the dry run
+    translate(endpoint, tables) / analyse(endpoint, tables)  one endpoint
+    render(plan, fh, "text"|"json"|"markdown")  write a plan report
+    export_plan(plan, directory)                one body file per endpoint, plus plan.json
+    run_migration(settings, confirm=) -> Migration           read, plan, confirm, apply, verify
+    apply_plan_async(plan, settings, state_dir=) / rollback_async(backup, settings, state_dir=)
+    render_result(result, fh, "text"|"json")    write a run's result
+    get_target("v1"|"v2") -> RestTarget         a REST target's schema, checks and normalization
+
+The classes (Plan, EndpointPlan, Finding, Settings, ...) and errors (BridgeError and its family) are listed
+in ``bridge.__all__``. Progress of a run is told through :mod:`bridge.progress`. An example::
 
     import bridge
 
@@ -64,7 +80,53 @@ _EXPORTS: dict[str, str] = {
     "translate": "bridge.plan",
 }
 
-__all__ = sorted([*_EXPORTS, "__version__"])
+# A literal, sorted list, so that type checkers see what `from bridge import ...` offers (a test keeps it
+# equal to _EXPORTS).
+__all__ = [  # noqa: RUF022 (plainly sorted, as sorted() sorts, not isort-style)
+    "ApiError",
+    "ApplyResult",
+    "AuthError",
+    "BridgeError",
+    "Change",
+    "ConsentError",
+    "EndpointPlan",
+    "Finding",
+    "InputError",
+    "Intent",
+    "LegacyEndpoint",
+    "Migration",
+    "NotFoundError",
+    "Override",
+    "Plan",
+    "RestTarget",
+    "RetiredError",
+    "Rule",
+    "Settings",
+    "Snapshot",
+    "SnapshotError",
+    "TARGETS",
+    "TableError",
+    "Tables",
+    "Translation",
+    "WriteOutcomeUnknown",
+    "__version__",
+    "analyse",
+    "apply_plan_async",
+    "build_plan",
+    "build_tables",
+    "bundled_tables",
+    "export_plan",
+    "get_target",
+    "load_override",
+    "load_snapshot",
+    "parse_override",
+    "parse_snapshot",
+    "render",
+    "render_result",
+    "rollback_async",
+    "run_migration",
+    "translate",
+]
 
 
 def __getattr__(name: str) -> Any:

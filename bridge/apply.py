@@ -20,7 +20,8 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
@@ -30,6 +31,8 @@ from bridge.errors import ApiError, BridgeError
 from bridge.integrity import load_plan as load_plan  # re-exported: it lived here
 from bridge.journal import Backup, BackupEntry, Journal, StateLock, write_backup
 from bridge.models import Plan
+from bridge.progress import counted
+from bridge.progress import phase as progress_phase
 from bridge.targets import RestTarget
 from bridge.targets.base import diff, fingerprint
 
@@ -89,7 +92,7 @@ class ApplyResult:
 
     target: str
     outcomes: list[Outcome]
-    journal_path: Path
+    journal_path: Path | None
     backup_path: Path | None = None
     stopped: str | None = None
     notes: list[str] = field(default_factory=list)
@@ -117,7 +120,7 @@ class ApplyResult:
             "target": self.target,
             "summary": self.counts(),
             "stopped": self.stopped,
-            "journal": str(self.journal_path),
+            "journal": str(self.journal_path) if self.journal_path else None,
             "backup": str(self.backup_path) if self.backup_path else None,
             "notes": self.notes,
             "endpoints": [
@@ -153,6 +156,11 @@ def rollback_items(backup: Backup, target: RestTarget) -> tuple[list[WorkItem], 
         if body:
             items.append(WorkItem(id=entry.id, body=body, name=entry.rest.get("name"), expect=entry.body))
     return items, lost
+
+
+def backup_name(kind: str, stamp: str) -> str:
+    """``backup-<time>.json`` for a migration (``rollback --last`` picks it), ``rollback-backup-...`` for a rollback."""
+    return f"rollback-backup-{stamp}.json" if kind == "rollback" else f"backup-{stamp}.json"
 
 
 def _stamp(now: datetime) -> str:
@@ -278,6 +286,17 @@ class _Run:
         return self._done(Outcome(item.id, item.name, "failed", f"gave up after {writes} writes: {last}", writes))
 
 
+@contextmanager
+def _kept_if_written(result: ApplyResult) -> Iterator[None]:
+    """A run that sent nothing (no backup was needed), even one interrupted, leaves no journal behind."""
+    try:
+        yield
+    finally:
+        if result.backup_path is None and result.journal_path is not None:
+            result.journal_path.unlink(missing_ok=True)
+            result.journal_path = None
+
+
 def _gone(exc: ApiError) -> str:
     return f"no longer exists (deleted since the plan was made?): {exc}"
 
@@ -315,12 +334,13 @@ async def run_items(
         stamp = _stamp(now())
         journal = Journal(state_dir / f"journal-{stamp}.jsonl", secrets=secrets)
         result = ApplyResult(target=target.name, outcomes=[], journal_path=journal.path)
-        with journal:
+        with journal, _kept_if_written(result):
             journal.record("run-start", kind=kind, target=target.name, endpoints=len(items) + len(known), time=stamp)
             for outcome in known:
                 journal.record("outcome", endpoint=outcome.id, status=outcome.status, detail=outcome.detail, writes=0)
             run = _Run(api, target, journal, concurrency=concurrency, force=force, sleep=sleep, progress=progress)
-            checked = await asyncio.gather(*(run.check(item) for item in items))
+            progress_phase("checking endpoints", len(items))
+            checked = await asyncio.gather(*(counted(run.check(item)) for item in items))
             outcomes = {o.id: o for _, o in checked if isinstance(o, Outcome)}
             to_write = [(item, state) for item, state in checked if not isinstance(state, Outcome)]
             if to_write and not run.stopped:
@@ -338,14 +358,15 @@ async def run_items(
                     ],
                 )
                 try:
-                    result.backup_path = write_backup(state_dir / f"backup-{stamp}.json", backup, secrets=secrets)
+                    where = state_dir / backup_name(kind, stamp)
+                    result.backup_path = write_backup(where, backup, secrets=secrets)
                 except OSError as exc:  # before the first write: nothing was sent
-                    where = state_dir / f"backup-{stamp}.json"
                     raise BridgeError(
                         f"{where}: cannot write the backup ({exc.strerror or exc}): nothing was sent"
                     ) from None
                 journal.record("backup", path=str(result.backup_path), endpoints=len(to_write))
-                for outcome in await asyncio.gather(*(run.write(item) for item, _ in to_write)):
+                progress_phase("writing", len(to_write))
+                for outcome in await asyncio.gather(*(counted(run.write(item)) for item, _ in to_write)):
                     outcomes[outcome.id] = outcome
             else:
                 for item, _ in to_write:

@@ -148,9 +148,11 @@ def read_journal(path: str | Path) -> Iterator[dict[str, Any]]:
 
 
 def journal_of(backup_path: str | Path) -> Path:
-    """The journal of the run that wrote ``backup-<time>.json``: ``journal-<time>.jsonl`` beside it."""
+    """The journal of the run that wrote ``backup-<time>.json`` (or ``rollback-backup-<time>.json``):
+    ``journal-<time>.jsonl`` beside it."""
     path = Path(backup_path)
-    return path.with_name(path.name.replace("backup-", "journal-", 1)).with_suffix(".jsonl")
+    stamp = path.name.split("backup-", 1)[-1]
+    return path.with_name(f"journal-{stamp}").with_suffix(".jsonl")
 
 
 def fields_written(journal_path: str | Path) -> dict[str, set[str]]:

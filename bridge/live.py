@@ -23,6 +23,8 @@ from bridge.config import Settings
 from bridge.errors import ApiError, InputError, NotFoundError, RetiredError, SnapshotError
 from bridge.http import Counters, Http, RetryPolicy, gather_all
 from bridge.models import Finding, LegacyEndpoint, Target
+from bridge.progress import counted
+from bridge.progress import phase as progress_phase
 from bridge.redact import redact_endpoint
 from bridge.rest import RestClient
 from bridge.snapshot import parse_snapshot
@@ -150,10 +152,11 @@ async def _read_all(
         listing = asyncio.ensure_future(list_rest())
     try:
         raw = await source.read_endpoints(rest_ids, always_list=with_rest_state)
-        say(f"read {len(raw)} legacy endpoints through GraphQL")
+        say(f"read {len(raw)} legacy endpoint{'' if len(raw) == 1 else 's'} through GraphQL")
         if not with_rest_state:
             return raw, None, {}
         assert listing is not None
+        progress_phase("reading REST state")
         by_id = {item["id"]: item for item in await listing}
     except BaseException:
         if listing is not None:
@@ -164,7 +167,7 @@ async def _read_all(
     unlisted = [row["id"] for row in raw if row["id"] not in by_id]
     more, findings = await _read_states(rest, unlisted)  # the list may lag behind: ask each one
     state.update(more)
-    say(f"read the REST {rest.target.name} state of {len(state)} endpoints")
+    say(f"read the REST {rest.target.name} state of {len(state)} endpoint{'' if len(state) == 1 else 's'}")
     return raw, state, findings
 
 
@@ -184,7 +187,7 @@ async def _read_selected(
     if missing:
         raise InputError(f"--endpoint {missing[0]}: the account has no such endpoint (GraphQL at {source.url})")
     raw = [row for row in legacy.values() if row is not None]
-    say(f"read {len(raw)} legacy endpoints through GraphQL")
+    say(f"read {len(raw)} legacy endpoint{'' if len(raw) == 1 else 's'} through GraphQL")
     return raw, (state if with_rest_state else None), findings
 
 
@@ -199,7 +202,8 @@ async def _read_states(
         except NotFoundError:
             return None
 
-    reads = await gather_all(one(i) for i in endpoint_ids)
+    progress_phase("reading REST state", len(endpoint_ids))
+    reads = await gather_all(counted(one(i)) for i in endpoint_ids)
     state: dict[str, dict[str, Any]] = {}
     findings: dict[str, list[Finding]] = {}
     for endpoint_id, read in zip(endpoint_ids, reads, strict=True):

@@ -5,11 +5,20 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictFloat, StrictInt
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    StrictFloat,
+    StrictInt,
+    model_serializer,
+)
 
 __all__ = [
     "Change",
     "EndpointPlan",
+    "EquivalenceResult",
     "Finding",
     "LegacyEndpoint",
     "NetworkVolumeRef",
@@ -19,6 +28,7 @@ __all__ = [
     "Severity",
     "Status",
     "Target",
+    "Verdict",
     "has_errors",
     "split_commas",
 ]
@@ -26,6 +36,7 @@ __all__ = [
 Severity = Literal["error", "warning", "info"]
 Status = Literal["update", "unchanged", "blocked"]
 Target = Literal["v1", "v2"]
+Verdict = Literal["same", "narrower", "wider", "different", "not-applicable"]
 
 _TOLERANT = ConfigDict(extra="ignore", frozen=True)
 
@@ -105,6 +116,72 @@ class Change(BaseModel):
     to: Any
 
 
+class EquivalenceResult(BaseModel):
+    """What the body selects against what the legacy form selects, per aspect (issue 14, SPEC §6).
+
+    ``frozen``: aspects that follow a table in the legacy form and are a fixed list in the body.
+    ``unpinned``: the reverse (a GPU type sent as a v2 pool). ``details``: what differs, per aspect.
+    ``explained``: the finding code that explains an aspect's difference. ``rules``: the custom rules
+    that changed the selection on purpose. The last four are left out of the JSON when empty.
+    """
+
+    model_config = ConfigDict(frozen=True)
+    gpu: Verdict
+    locations: Verdict
+    flashboot: Verdict
+    cpu: Verdict
+    scaling: Verdict
+    workers: Verdict
+    other: Verdict
+    frozen: list[str] = []
+    unpinned: list[str] = []
+    details: dict[str, str] = {}
+    explained: dict[str, str] = {}
+    rules: list[str] = []
+
+    @model_serializer(mode="wrap")
+    def _drop_empty(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        for key in ("unpinned", "details", "explained", "rules"):
+            if not data.get(key):
+                data.pop(key, None)
+        return data
+
+    @property
+    def differing(self) -> list[str]:
+        """The aspects that are neither ``same`` nor ``not-applicable``."""
+        return [a for a in _ASPECTS if getattr(self, a) not in ("same", "not-applicable")]
+
+    @property
+    def equivalent(self) -> bool:
+        """Whether every aspect is ``same`` or ``not-applicable``."""
+        return not self.differing
+
+    def describe(self) -> str:
+        """One compact line: ``same; frozen: gpu, locations`` or the differing aspects with what differs."""
+        if self.equivalent:
+            parts = ["same"]
+        else:
+            parts = []
+            for aspect in self.differing:
+                text = f"{aspect}: {getattr(self, aspect)}"
+                if aspect in self.details:
+                    text += f", {self.details[aspect]}"
+                if aspect in self.explained:
+                    text += f" (explained by {self.explained[aspect]})"
+                parts.append(text)
+            if self.rules:
+                parts.append(f"changed by rule {', '.join(self.rules)}")
+        if self.frozen:
+            parts.append(f"frozen: {', '.join(self.frozen)}")
+        if self.unpinned:
+            parts.append(f"unpinned: {', '.join(self.unpinned)}")
+        return "; ".join(parts)
+
+
+_ASPECTS = ("gpu", "locations", "flashboot", "cpu", "scaling", "workers", "other")
+
+
 class EndpointPlan(BaseModel):
     """What bridge will do for one endpoint."""
 
@@ -116,6 +193,7 @@ class EndpointPlan(BaseModel):
     changes: list[Change]
     fingerprint: str | None
     findings: list[Finding]
+    equivalence: EquivalenceResult | None = None  # None: blocked by another error, or a plan from before issue 14
 
     @property
     def blocked(self) -> bool:
@@ -131,13 +209,22 @@ class PlanTables(BaseModel):
 
 
 class PlanSummary(BaseModel):
-    """Counts by status."""
+    """Counts by status, and by what the equivalence check proved (issue 14).
+
+    ``equivalent``: unblocked and the body selects exactly what the legacy form does; ``equivalent_frozen``:
+    the same, with a pool or country frozen into a fixed list; ``explained``: unblocked, a difference a
+    finding or a custom rule accounts for; ``not_equivalent``: blocked by the check (``not-equivalent``).
+    """
 
     model_config = ConfigDict(frozen=True)
     endpoints: int
     update: int
     unchanged: int
     blocked: int
+    equivalent: int = 0
+    equivalent_frozen: int = 0
+    explained: int = 0
+    not_equivalent: int = 0
 
 
 class Plan(BaseModel):

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterable, Mapping, Sequence
 from datetime import datetime, timezone
 from typing import Any
 
 from bridge._gc import paused_gc
+from bridge.equivalence_plan import check_endpoint
 from bridge.models import (
     Change,
     EndpointPlan,
@@ -69,6 +71,21 @@ def translate(
     return get_target(target).build(analyse(ep, tables, keep_fb_suffix=keep_fb_suffix), tables)
 
 
+def _run_rule(rule: Rule, ep: LegacyEndpoint, body: dict[str, Any]) -> tuple[dict[str, Any], list[Finding]]:
+    """Run a custom rule; one that raises (or answers something else than a body and findings) is one error."""
+    from bridge.errors import BridgeError
+
+    name = getattr(rule, "__qualname__", None) or repr(rule)
+    try:
+        new_body, extra = rule(ep, dict(body))
+        found = list(extra)
+        if not isinstance(new_body, dict) or not all(isinstance(f, Finding) for f in found):
+            raise TypeError("expected (body dict, findings) back")
+    except Exception as exc:
+        raise BridgeError(f"custom rule {name} failed on endpoint {ep.id}: {type(exc).__name__}: {exc}") from exc
+    return new_body, found
+
+
 def plan_endpoint(
     ep: LegacyEndpoint,
     tables: Tables,
@@ -81,12 +98,23 @@ def plan_endpoint(
     """Plan one endpoint: translate, run custom rules, compare with ``state`` when given."""
     translation = target.build(analyse(ep, tables, keep_fb_suffix=keep_fb_suffix), tables)
     body, findings = translation.body, list(translation.findings)
+    draft: dict[str, Any] | None = None
+    changed_by: list[str] = []
     if rules:
+        draft = copy.deepcopy(body)
         for rule in rules:
-            body, extra = rule(ep, dict(body))
+            before = copy.deepcopy(body)
+            body, extra = _run_rule(rule, ep, dict(body))
             findings.extend(extra)
+            if body != before:
+                changed_by.append(getattr(rule, "__name__", type(rule).__name__))
         findings.extend(target.check_body(body, tables))
     normalized = target.normalize_state(state) if state is not None else None
+    equivalence = None
+    if not has_errors(findings):
+        # Issue 14: prove the body selects what the legacy form does; an unexplained difference blocks.
+        equivalence, gaps = check_endpoint(ep, tables, target.name, body, findings, draft=draft, rules=changed_by)
+        findings.extend(gaps)
     if has_errors(findings):
         return EndpointPlan(
             id=ep.id,
@@ -96,6 +124,7 @@ def plan_endpoint(
             changes=[],
             fingerprint=fingerprint(normalized, target.set_fields) if normalized is not None else None,
             findings=findings,
+            equivalence=equivalence,
         )
     if normalized is None:
         return EndpointPlan(
@@ -106,6 +135,7 @@ def plan_endpoint(
             changes=legacy_changes(ep, body, target.legacy_fields),
             fingerprint=None,
             findings=findings,
+            equivalence=equivalence,
         )
     changes = diff(body, normalized, target.set_fields)
     return EndpointPlan(
@@ -116,6 +146,7 @@ def plan_endpoint(
         changes=changes,
         fingerprint=fingerprint(normalized, target.set_fields),
         findings=findings,
+        equivalence=equivalence,
     )
 
 
@@ -146,12 +177,25 @@ def build_plan(
                 plan = plan.model_copy(update={"findings": [*plan.findings, *extra_findings[ep.id]]})
             plans.append(plan)
     counts = {"update": 0, "unchanged": 0, "blocked": 0}
+    proofs = {"equivalent": 0, "equivalent_frozen": 0, "explained": 0, "not_equivalent": 0}
     for plan in plans:
         counts[plan.status] += 1
+        if plan.equivalence is not None:
+            proofs[_proof(plan)] += 1
     return Plan(
         target=target,
         generated_at=generated_at or timestamp(),
         tables=PlanTables(gpu_pools=tables.pool_source, overrides=list(tables.overrides)),
         endpoints=plans,
-        summary=PlanSummary(endpoints=len(plans), **counts),
+        summary=PlanSummary(endpoints=len(plans), **counts, **proofs),
     )
+
+
+def _proof(plan: EndpointPlan) -> str:
+    """Which equivalence count ``plan`` adds to (issue 14); only called for plans with an equivalence."""
+    eq = plan.equivalence
+    if plan.blocked:
+        return "not_equivalent"
+    if eq is not None and eq.equivalent:
+        return "equivalent_frozen" if eq.frozen else "equivalent"
+    return "explained"

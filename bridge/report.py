@@ -18,7 +18,11 @@ __all__ = [
     "FORMATS",
     "RESULT_FORMATS",
     "blocked_codes",
+    "equivalence_summary",
+    "next_steps",
+    "plural",
     "render",
+    "render_changes",
     "render_json",
     "render_markdown",
     "render_result",
@@ -44,9 +48,14 @@ def _findings(ep: EndpointPlan) -> list[Finding]:
     return sorted(ep.findings, key=lambda f: _SEVERITY_ORDER[f.severity])
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 endpoint``, ``2 endpoints``."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def _headline(plan: Plan) -> str:
     s = plan.summary
-    return f"{s.endpoints} endpoints: {s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked"
+    return f"{plural(s.endpoints, 'endpoint')}: {s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked"
 
 
 def _tables_line(plan: Plan) -> str:
@@ -75,6 +84,19 @@ def _json_controls(text: str) -> str:
     return _RAW_IN_JSON.sub(lambda m: f"\\u{ord(m.group(0)):04x}", text)
 
 
+def equivalence_summary(plan: Plan) -> str:
+    """The equivalence counts (issue 14): ``equivalence: 3 proved equivalent, 5 with frozen lists, ...``."""
+    s = plan.summary
+    return (
+        f"equivalence: {s.equivalent} proved equivalent, {s.equivalent_frozen} equivalent with frozen lists, "
+        f"{s.explained} differing as reported, {s.not_equivalent} not equivalent (blocked)"
+    )
+
+
+def _equivalence(ep: EndpointPlan) -> str | None:
+    return f"equivalence: {ep.equivalence.describe()}" if ep.equivalence is not None else None
+
+
 def _label(ep: EndpointPlan) -> str:
     return f"{ep.id}  {json.dumps(ep.name, ensure_ascii=False)}" if ep.name is not None else ep.id
 
@@ -84,6 +106,7 @@ def render_text(plan: Plan, fh: TextIO) -> None:
     w = _escaping(fh)
     w(f"bridge plan for {_TARGET_NAME[plan.target]} ({plan.generated_at})\n")
     w(f"{_headline(plan)}\n")
+    w(f"{equivalence_summary(plan)}\n")
     w(f"{_tables_line(plan)}\n")
     groups = [
         ("blocked", "BLOCKED: nothing will be sent for these until the errors are fixed"),
@@ -98,10 +121,10 @@ def render_text(plan: Plan, fh: TextIO) -> None:
         for ep in members:
             mark = {"blocked": "!!", "update": "->", "unchanged": "=="}[status]
             w(f"  {mark} {_label(ep)}\n")
+            if (line := _equivalence(ep)) is not None:
+                w(f"       {line}\n")
             if status == "update":
-                width = max((len(c.field) for c in ep.changes), default=0)
-                for change in ep.changes:
-                    w(f"       {change.field.ljust(width)}  {_value(change.from_)} -> {_value(change.to)}\n")
+                _write_changes(ep, w)
             if status != "unchanged":
                 for finding in _findings(ep):
                     if finding.code == "field-not-carried":
@@ -111,7 +134,28 @@ def render_text(plan: Plan, fh: TextIO) -> None:
                 if kept:
                     w(f"       info: not carried, left as they are: {', '.join(kept)}\n")
     if plan.summary.blocked:
-        w(f"\n{plan.summary.blocked} endpoint(s) BLOCKED. Fix the errors above or add --mappings overrides.\n")
+        w(f"\n{plural(plan.summary.blocked, 'endpoint')} BLOCKED. Fix the errors above or add --mappings overrides.\n")
+
+
+def _write_changes(ep: EndpointPlan, w: Callable[[str], object]) -> None:
+    width = max((len(c.field) for c in ep.changes), default=0)
+    for change in ep.changes:
+        w(f"       {change.field.ljust(width)}  {_value(change.from_)} -> {_value(change.to)}\n")
+
+
+def render_changes(plan: Plan, fh: TextIO, limit: int | None = None) -> None:
+    """Write what a run would send, as in the text plan: each endpoint to update, its fields old -> new.
+
+    ``limit``: show that many endpoints, then a count of the rest (shown all with ``--show-all``).
+    """
+    updates = [ep for ep in plan.endpoints if ep.status == "update"]
+    shown = updates if limit is None else updates[:limit]
+    for ep in shown:
+        fh.write(f"  -> {_label(ep)}\n")
+        _write_changes(ep, fh.write)
+    if len(shown) < len(updates):
+        rest = len(updates) - len(shown)
+        fh.write(f"  ... and {plural(rest, 'more endpoint')} to update (--show-all lists them)\n")
 
 
 _ENDPOINTS_KEY = '\n  "endpoints": [],\n'
@@ -158,7 +202,8 @@ def render_markdown(plan: Plan, fh: TextIO) -> None:
     w = _escaping(fh)
     w(f"## bridge plan for {_TARGET_NAME[plan.target]}\n\n")
     w(f"**{_headline(plan)}** · {_md(_tables_line(plan))} · generated {plan.generated_at}\n\n")
-    w("| status | endpoint | name | changes | findings |\n| --- | --- | --- | --- | --- |\n")
+    w(f"{equivalence_summary(plan)}\n\n")
+    w("| status | endpoint | name | changes | findings | equivalence |\n| --- | --- | --- | --- | --- | --- |\n")
     order = {"blocked": 0, "update": 1, "unchanged": 2}
     for ep in sorted(plan.endpoints, key=lambda e: order[e.status]):
         status = "**BLOCKED**" if ep.blocked else ep.status
@@ -166,7 +211,8 @@ def render_markdown(plan: Plan, fh: TextIO) -> None:
         findings = "<br>".join(
             f"{f.severity} `{f.code}`: {_md(f.message)}" for f in _findings(ep) if f.code != "field-not-carried"
         )
-        w(f"| {status} | `{ep.id}` | {_md(ep.name or '')} | {changes} | {findings} |\n")
+        equivalence = _md(ep.equivalence.describe()) if ep.equivalence is not None else ""
+        w(f"| {status} | `{ep.id}` | {_md(ep.name or '')} | {changes} | {findings} | {equivalence} |\n")
 
 
 FORMATS: dict[str, Callable[[Plan, TextIO], None]] = {
@@ -177,7 +223,9 @@ FORMATS: dict[str, Callable[[Plan, TextIO], None]] = {
 
 
 def render(plan: Plan, fh: TextIO, fmt: str = "text") -> None:
-    """Render ``plan`` in format ``fmt`` (text, json or markdown) onto ``fh``."""
+    """Render ``plan`` in format ``fmt`` (text, json or markdown) onto ``fh``; another format is a ValueError."""
+    if fmt not in FORMATS:
+        raise ValueError(f"unknown plan format {fmt!r}: use one of {', '.join(FORMATS)}")
     FORMATS[fmt](plan, fh)
 
 
@@ -198,20 +246,46 @@ def blocked_codes(plan: Plan) -> list[tuple[str, str]]:
 
 def _result_text(result: ApplyResult, fh: TextIO) -> None:
     w = fh.write
+    stopped = 0
     for outcome in result.outcomes:
-        if outcome.status in ("failed", "stale", "not-attempted"):
+        if outcome.status == "not-attempted" and result.stopped and result.stopped in outcome.detail:
+            stopped += 1  # said once below, not once per endpoint
+        elif outcome.status in ("failed", "stale", "not-attempted"):
             label = f"{outcome.id} {json.dumps(outcome.name)}" if outcome.name else outcome.id
             w(f"  {outcome.status}: {label}: {outcome.detail}\n")
+    if result.stopped:
+        w(f"  the run stopped: {result.stopped} ({plural(stopped, 'endpoint')} not attempted)\n")
     for note in result.notes:
         w(f"  note: {note}\n")
     counts = result.counts()
     parts = ", ".join(f"{n} {status}" for status, n in counts.items() if n or status in ("updated", "failed"))
-    w(f"bridge: {parts}" + (f" (stopped: {result.stopped})" if result.stopped else "") + "\n")
-    w(
-        f"bridge: journal {result.journal_path}"
-        + (f", backup {result.backup_path}" if result.backup_path else "")
-        + "\n"
-    )
+    w(f"bridge: {parts}\n")
+    files = [f"journal {result.journal_path}"] if result.journal_path else []
+    files += [f"backup {result.backup_path}"] if result.backup_path else []
+    w(f"bridge: {', '.join(files) if files else 'nothing was written, no state files kept'}\n")
+    for step in next_steps(result):
+        w(f"next: {step}\n")
+
+
+def next_steps(result: ApplyResult) -> list[str]:
+    """What to do after a run: how to undo it, and how to finish it when endpoints are left."""
+    import shlex
+
+    counts = result.counts()
+    steps: list[str] = []
+    left = counts["failed"] + counts["not-attempted"]
+    if left:
+        done = counts["updated"] + counts["unchanged"]
+        steps.append(f"{done} done, {left} left: run the same command again to finish")
+    if counts["stale"]:
+        steps.append(
+            f"{plural(counts['stale'], 'endpoint')} changed since the plan (stale): look at them, then plan again "
+            "or run again with --force to write them anyway"
+        )
+    if result.backup_path is not None:
+        what = "rollback" if result.backup_path.name.startswith("rollback-") else "run"
+        steps.append(f"to undo this {what}: bridge rollback {shlex.quote(str(result.backup_path))}")
+    return steps
 
 
 def _result_json(result: ApplyResult, fh: TextIO) -> None:
@@ -223,4 +297,6 @@ RESULT_FORMATS: dict[str, Callable[[ApplyResult, TextIO], None]] = {"text": _res
 
 def render_result(result: ApplyResult, fh: TextIO, fmt: str = "text") -> None:
     """Render the result of ``apply``, ``migrate`` or ``rollback`` in format ``fmt`` (text or json) onto ``fh``."""
+    if fmt not in RESULT_FORMATS:
+        raise ValueError(f"unknown result format {fmt!r}: use one of {', '.join(RESULT_FORMATS)}")
     RESULT_FORMATS[fmt](result, fh)

@@ -40,6 +40,9 @@ def _shape(doc: Any, where: str) -> tuple[Any, Any]:
         return doc, None
     if not isinstance(doc, Mapping):
         raise SnapshotError(f"{where}: expected a JSON object or list, got {type(doc).__name__}")
+    other = _bridge_file(doc)
+    if other:
+        raise SnapshotError(f"{where}: this is {other}, not a snapshot")
     if doc.get("errors") and not isinstance(doc.get("data"), Mapping):
         raise SnapshotError(f"{where}: the document is a GraphQL error answer, not a snapshot")
     if "data" in doc:
@@ -53,6 +56,15 @@ def _shape(doc: Any, where: str) -> tuple[Any, Any]:
     if "endpoints" in doc:
         return doc["endpoints"], doc.get("serverlessGpuPools")
     raise SnapshotError(f"{where}: no endpoints found (expected data.myself.endpoints, endpoints, or a list)")
+
+
+def _bridge_file(doc: Mapping[str, Any]) -> str | None:
+    """Name a file bridge itself wrote (a plan, a backup) when one is given where a snapshot belongs."""
+    if doc.get("format") == "bridge-backup":
+        return "a bridge backup (give it to `bridge rollback`)"
+    if "format_version" in doc and "generated_at" in doc and "tables" in doc:
+        return "a bridge plan (give it to `bridge apply`)"
+    return None
 
 
 def _pools(raw: Any, where: str) -> dict[str, list[str]] | None:
@@ -121,6 +133,8 @@ def load_snapshot(path: str | Path) -> Snapshot:
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         if text.lstrip()[:1] == b"<":
             raise SnapshotError(f"{path}: an HTML page, not a JSON snapshot (saved from an error page?)") from None
+        if text.lstrip().startswith(b'{"event": '):
+            raise SnapshotError(f"{path}: this is a bridge journal (a run's record), not a snapshot") from None
         raise SnapshotError(f"{path}: not valid JSON: {exc}") from None
     except RecursionError:
         raise SnapshotError(f"{path}: not valid JSON: nested too deeply") from None

@@ -28,6 +28,8 @@ from graphql import DocumentNode, ExecutionResult, FieldNode, FragmentDefinition
 from bridge._resources import package_path
 from bridge.errors import ApiError, AuthError
 from bridge.http import Http, gather_all, is_html
+from bridge.progress import counted
+from bridge.progress import phase as progress_phase
 from bridge.tables import member_problem, pool_id_problem
 
 __all__ = [
@@ -283,7 +285,8 @@ class GraphQLSource:
     async def get_endpoints(self, endpoint_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
         """Read several endpoints by id, concurrently within the run's bound."""
         ids = list(dict.fromkeys(endpoint_ids))
-        rows = await gather_all(self.get_endpoint(i) for i in ids)
+        progress_phase("reading endpoints", len(ids))
+        rows = await gather_all(counted(self.get_endpoint(i)) for i in ids)
         return dict(zip(ids, rows, strict=True))
 
     async def read_endpoints(
@@ -294,6 +297,7 @@ class GraphQLSource:
         ``rest_ids`` lists the account's endpoint ids through REST; it is called when the GraphQL list is
         full (or always, with ``always_list``), and the endpoints it names that the list lacks are read one by one.
         """
+        progress_phase("reading endpoints")
         rows = await self.list_endpoints()
         if rest_ids is None or (len(rows) < ENDPOINTS_CAP and not always_list):
             if len(rows) >= ENDPOINTS_CAP:

@@ -43,14 +43,35 @@ def test_json_plan_follows_spec_shape() -> None:
     assert doc["format_version"] == 1 and doc["target"] == "v1" and doc["generated_at"] == WHEN
     assert doc["tables"] == {"gpu_pools": "snapshot", "overrides": []}
     first = doc["endpoints"][0]
-    assert list(first) == ["id", "name", "status", "body", "changes", "fingerprint", "findings"]
+    assert list(first) == ["id", "name", "status", "body", "changes", "fingerprint", "findings", "equivalence"]
+    assert first["equivalence"] == {
+        "gpu": "same",
+        "locations": "same",
+        "flashboot": "same",
+        "cpu": "not-applicable",
+        "scaling": "same",
+        "workers": "same",
+        "other": "same",
+        "frozen": ["gpu", "locations"],
+    }
+    blocked = next(ep for ep in doc["endpoints"] if ep["status"] == "blocked")
+    assert blocked["equivalence"] is None  # blocked by another error: no body to prove
     assert first["changes"][0] == {
         "field": "name",
         "from": "Generated Endpoint -fb",
         "to": "Generated Endpoint",
     }
     assert list(first["findings"][0]) == ["severity", "code", "field", "message"]
-    assert doc["summary"] == {"endpoints": 16, "update": 10, "unchanged": 0, "blocked": 6}
+    assert doc["summary"] == {
+        "endpoints": 16,
+        "update": 10,
+        "unchanged": 0,
+        "blocked": 6,
+        "equivalent": 2,
+        "equivalent_frozen": 6,
+        "explained": 2,
+        "not_equivalent": 0,
+    }
     loaded = Plan.model_validate(doc)
     assert loaded.digest == PlanDigest.of(loaded)
     assert loaded.model_copy(update={"digest": None}) == sample_plan()
@@ -62,7 +83,7 @@ def test_blocked_endpoints_lead_the_text_report() -> None:
     render(sample_plan(), out, "text")
     text = out.getvalue()
     assert text.index("BLOCKED") < text.index("UPDATE (")
-    assert text.rstrip().endswith("6 endpoint(s) BLOCKED. Fix the errors above or add --mappings overrides.")
+    assert text.rstrip().endswith("6 endpoints BLOCKED. Fix the errors above or add --mappings overrides.")
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
@@ -97,6 +118,8 @@ def test_run_result_text_and_json() -> None:
         "  note: not restorable: c: flashboot\n"
         "bridge: 1 updated, 1 unchanged, 1 failed\n"
         "bridge: journal state/journal-1.jsonl, backup state/backup-1.json\n"
+        "next: 2 done, 1 left: run the same command again to finish\n"
+        "next: to undo this run: bridge rollback state/backup-1.json\n"
     )
     out = io.StringIO()
     render_result(result, out, "json")

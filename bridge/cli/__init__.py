@@ -14,6 +14,8 @@ from typing import Any
 
 import click
 
+from bridge.cli._common import EXIT_CODES
+
 __all__ = ["main"]
 
 # command name -> (module, attribute, one-line help shown by `bridge --help`)
@@ -43,6 +45,18 @@ class _LazyGroup(click.Group):
         command: click.Command = getattr(module, entry[1])
         return command
 
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        name = args[0] if args else ""
+        if name and not name.startswith("-") and name not in _COMMANDS:
+            import difflib
+
+            close = difflib.get_close_matches(name, list(_COMMANDS), n=1, cutoff=0.5)
+            hint = f"; did you mean {close[0]}?" if close else f"; the commands are {', '.join(sorted(_COMMANDS))}"
+            raise click.UsageError(f"no command {name!r}{hint}", ctx)
+        return super().resolve_command(ctx, args)
+
     def main(
         self,
         args: Sequence[str] | None = None,
@@ -54,6 +68,8 @@ class _LazyGroup(click.Group):
         """Run as click does, but say a usage error in one line (``bridge: error: ...``), exit code 2."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
+        if not (sys.argv[1:] if args is None else list(args)):  # `bridge` alone: the help, and success
+            args = ["--help"]
         try:
             result = super().main(args, prog_name, complete_var, False, **extra)
         except click.UsageError as exc:
@@ -74,10 +90,10 @@ class _LazyGroup(click.Group):
             formatter.write_dl(rows)
 
 
-@click.group(cls=_LazyGroup, name="bridge", context_settings={"help_option_names": ["-h", "--help"]})
+@click.group(cls=_LazyGroup, name="bridge", context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.version_option(package_name="runpod-bridge", prog_name="bridge")
 def main(**_: Any) -> None:
     """Move RunPod Serverless endpoints off the legacy GraphQL settings onto the REST API.
 
-    Start with a dry run on the bundled sample: bridge plan --from fixtures/sample-account.json
+    Start with a dry run on the bundled sample: bridge plan --from sample
     """

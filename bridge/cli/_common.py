@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
+from bridge.cli._consent import Cancelled, cancelled
+
 if TYPE_CHECKING:
     from bridge.config import Settings
 
@@ -39,9 +41,22 @@ FROM = click.option(
     "--from",
     "from_file",
     type=click.Path(dir_okay=False),
-    help="Read a snapshot file instead of the live account.",
+    help="Read a snapshot file instead of the live account ('sample': the bundled sample account).",
 )
 DEBUG = click.option("--debug", is_flag=True, help="Show tracebacks for unexpected errors.")
+QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress line on stderr (shown only on a terminal).")
+
+# The one exit-code table: every command's --help ends with it, and the README's "Exit codes" repeats it.
+EXIT_CODES = """\b
+Exit codes (the same for every command):
+  0    done: nothing blocked, nothing left to do
+  1    failure at run time: network, API, an endpoint that failed, went stale or was not attempted
+  2    bad usage or input, or no consent: nothing was written
+  3    some endpoints are blocked (nothing was sent for them)
+  4    plan --check / scan --check: something would be written or was found
+       (like terraform plan -detailed-exitcode's 2; plan --check gives 4 even when some are blocked)
+  130  interrupted (Ctrl-C)
+  141  stdout was closed before the end (piped into head)"""
 
 
 @dataclass(frozen=True)
@@ -121,6 +136,8 @@ def handle_errors(func: F) -> F:
             if debug:  # the traceback, then the same line and exit code as without --debug
                 traceback.print_exc()
             fail(str(exc), exc.exit_code)
+        except Cancelled as exc:
+            cancelled(exc.code)
         except KeyboardInterrupt:
             click.echo("bridge: interrupted", err=True)
             sys.exit(130)
@@ -130,7 +147,7 @@ def handle_errors(func: F) -> F:
             # The reader went away (`bridge plan | head`): nothing left to report, and nothing more may be
             # flushed to the closed pipe at exit.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-            sys.exit(1)
+            sys.exit(141)  # as a shell reports a process killed by SIGPIPE
         except Exception as exc:
             if debug:
                 raise

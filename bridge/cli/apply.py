@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import sys
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import ExitStack, contextmanager
+from collections.abc import Sequence
+from pathlib import Path
 from typing import TYPE_CHECKING, NoReturn
 
 import click
@@ -13,17 +13,23 @@ import click
 from bridge.cli._common import (
     DEBUG,
     ENDPOINT,
+    EXIT_CODES,
     KEEP_FB,
     MAPPINGS,
+    QUIET,
     TARGET,
     Connection,
     connection_options,
     handle_errors,
 )
+from bridge.cli._consent import ask, require_consent_possible
+from bridge.cli._interrupted import interruptible
+from bridge.cli._progress import progress_shown
 
 if TYPE_CHECKING:
-    from bridge.apply import ApplyResult, Outcome
+    from bridge.apply import ApplyResult
     from bridge.config import Settings
+    from bridge.journal import Backup
     from bridge.models import Plan, Target
 
 STATE_DIR = click.option(
@@ -39,7 +45,9 @@ FORCE = click.option(
     is_flag=True,
     help="Write endpoints that changed since the file was made, and use a file edited since bridge wrote it.",
 )
-QUIET = click.option("--quiet", "-q", is_flag=True, help="No progress bar.")
+SHOW_ALL = click.option(
+    "--show-all", is_flag=True, help=f"Before asking, list every endpoint to write, not only the first {50}."
+)
 FORMAT = click.option(
     "--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True, help="Result format."
 )
@@ -51,25 +59,7 @@ TARGET_OF_FILE = click.option(
 )
 
 
-def _consent(yes: bool, question: str) -> None:
-    """Writing needs --yes or an interactive "y"; without a terminal nothing is written (exit 2)."""
-    from bridge.errors import ConsentError
-
-    if yes:
-        return
-    if not sys.stdin.isatty():
-        raise ConsentError("nothing was written: no terminal to ask; run again with --yes to write")
-    if not click.confirm(question, default=False, err=True):
-        raise ConsentError("nothing was written: not confirmed")
-
-
-@contextmanager
-def _progress(total: int, quiet: bool) -> Iterator[Callable[[Outcome], None] | None]:
-    if quiet or total < 2 or not sys.stderr.isatty():
-        yield None
-        return
-    with click.progressbar(length=total, label="bridge", file=sys.stderr) as bar:
-        yield lambda _outcome: bar.update(1)
+SHOWN = 50  # endpoints listed above the question without --show-all
 
 
 def _hold(settings: Settings, state_dir: str) -> Settings:
@@ -88,28 +78,66 @@ def _finish(result: ApplyResult, fmt: str) -> NoReturn:
     sys.exit(result.exit_code)
 
 
-class _Bar:
-    """A progress bar on a terminal's stderr, started once the number of endpoints to write is known."""
+def _ask_plan(plan: Plan, show_all: bool) -> None:
+    from bridge.report import plural, render_changes
 
-    def __init__(self, stack: ExitStack, quiet: bool) -> None:
-        self._stack, self._quiet = stack, quiet
-        self._update: Callable[[Outcome], None] | None = None
+    def show() -> None:
+        click.echo("bridge: these changes will be written:", err=True)
+        render_changes(plan, sys.stderr, None if show_all else SHOWN)
 
-    def start(self, total: int) -> None:
-        self._update = self._stack.enter_context(_progress(total, self._quiet))
-
-    def __call__(self, outcome: Outcome) -> None:
-        if self._update is not None:
-            self._update(outcome)
+    ask(f"Write {plural(plan.summary.update, 'endpoint update')} to RunPod?", show)
 
 
-@click.command()
+def _ask_rollback(backup: Backup, show_all: bool) -> None:
+    import json
+
+    from bridge.apply import rollback_items
+    from bridge.report import plural
+    from bridge.targets import get_target
+
+    items, _ = rollback_items(backup, get_target(backup.target))
+
+    def show() -> None:
+        click.echo("bridge: these fields will be put back:", err=True)
+        for item in items if show_all else items[:SHOWN]:
+            now = next((e.body for e in backup.entries if e.id == item.id), {})
+            click.echo(f"  <- {item.id}" + (f"  {json.dumps(item.name)}" if item.name else ""), err=True)
+            changed = {key: value for key, value in item.body.items() if not _same(now.get(key), value)}
+            width = max((len(key) for key in changed), default=0)
+            for key, value in changed.items():
+                old, new = json.dumps(now.get(key), sort_keys=True), json.dumps(value, sort_keys=True)
+                click.echo(f"       {key.ljust(width)}  {old} -> {new}", err=True)
+        if not show_all and len(items) > SHOWN:
+            click.echo(f"  ... and {plural(len(items) - SHOWN, 'more endpoint')} (--show-all lists them)", err=True)
+
+    ask(f"Put back {plural(len(items), 'endpoint')} as they were before that run?", show)
+
+
+def _same(a: object, b: object) -> bool:
+    """Equal, lists compared as sets (as the engine's read-back does)."""
+    if isinstance(a, list) and isinstance(b, list):
+        return sorted(map(repr, a)) == sorted(map(repr, b))
+    return a == b
+
+
+def _last_backup(state_dir: str) -> str:
+    """The newest migration backup (``backup-<time>.json``, never a rollback's own) in ``state_dir``."""
+    from bridge.errors import InputError
+
+    found = sorted(Path(state_dir).glob("backup-*.json"))
+    if not found:
+        raise InputError(f"--last: no migration backup (backup-*.json) in {state_dir}; give the backup file instead")
+    return str(found[-1])
+
+
+@click.command(epilog=EXIT_CODES)
 @click.argument("plan_or_dir", type=click.Path(exists=True))
 @YES
 @FORCE
 @TARGET_OF_FILE
 @STATE_DIR
 @QUIET
+@SHOW_ALL
 @FORMAT
 @connection_options
 @DEBUG
@@ -121,6 +149,7 @@ def apply(
     target: str | None,
     state_dir: str,
     quiet: bool,
+    show_all: bool,
     fmt: str,
     connection: Connection,
     debug: bool,
@@ -138,6 +167,8 @@ def apply(
     plan = load_plan(plan_or_dir, force=force)
     if target and target != plan.target:
         raise InputError(f"{plan_or_dir}: the plan was made for REST {plan.target}, not {target}: plan again")
+    if plan.summary.update:
+        require_consent_possible(yes)
     settings = _hold(connection.settings(), state_dir)
     click.echo(f"bridge: plan {plan_or_dir}: {summary_line(plan)}", err=True)
     if any(ep.status == "update" and ep.fingerprint is None for ep in plan.endpoints):
@@ -148,14 +179,14 @@ def apply(
         )
     if not plan.summary.update:
         click.echo("bridge: nothing to write", err=True)
-    else:
-        _consent(yes, f"Write {plan.summary.update} endpoint update(s) to RunPod?")
-    with _progress(plan.summary.update, quiet) as progress:
-        result = asyncio.run(apply_plan_async(plan, settings, state_dir=state_dir, force=force, progress=progress))
+    elif not yes:
+        _ask_plan(plan, show_all)
+    with interruptible(state_dir), progress_shown(quiet):
+        result = asyncio.run(apply_plan_async(plan, settings, state_dir=state_dir, force=force))
     _finish(result, fmt)
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES)
 @click.option("--dry-run", is_flag=True, help="Stop after the plan: nothing is written.")
 @YES
 @TARGET
@@ -164,7 +195,14 @@ def apply(
 @KEEP_FB
 @STATE_DIR
 @QUIET
+@SHOW_ALL
 @FORMAT
+@click.option(
+    "--from",
+    "from_file",
+    hidden=True,
+    help="Not for migrate, which reads the live account: use plan --from FILE, or export + apply.",
+)
 @connection_options
 @DEBUG
 @handle_errors
@@ -177,7 +215,9 @@ def migrate(
     keep_fb_suffix: bool,
     state_dir: str,
     quiet: bool,
+    show_all: bool,
     fmt: str,
+    from_file: str | None,
     connection: Connection,
     debug: bool,
 ) -> None:
@@ -185,10 +225,22 @@ def migrate(
 
     Running it again after an interruption finishes the rest: endpoints already done come back unchanged.
     """
+    from bridge.errors import InputError
     from bridge.migrate import run_migration
     from bridge.report import blocked_codes, render, summary_line
 
+    if from_file is not None:
+        raise InputError(
+            "migrate reads the live account and has no --from: to plan a snapshot, run "
+            f"`bridge plan --from {from_file}`; to send reviewed bodies, "
+            f"`bridge export --from {from_file} --out DIR` then `bridge apply DIR`"
+        )
+    if not dry_run:
+        require_consent_possible(yes)
+
     def confirm(plan: Plan, notes: Sequence[str]) -> bool:
+        if shown is not None:
+            shown.clear()
         for note in notes:
             click.echo(f"bridge: warning: {note}", err=True)
         if dry_run:
@@ -197,13 +249,11 @@ def migrate(
         click.echo(f"bridge: {summary_line(plan)}", err=True)
         for endpoint_id, codes in blocked_codes(plan):
             click.echo(f"bridge: blocked {endpoint_id}: {codes} (see `bridge plan`)", err=True)
-        if plan.summary.update:
-            _consent(yes, f"Write {plan.summary.update} endpoint update(s) to RunPod?")
-        bar.start(plan.summary.update)
+        if plan.summary.update and not yes:
+            _ask_plan(plan, show_all)
         return True
 
-    with ExitStack() as stack:
-        bar = _Bar(stack, quiet)
+    with interruptible(state_dir), progress_shown(quiet) as shown:
         migration = run_migration(
             connection.settings(),
             confirm=confirm,
@@ -212,51 +262,61 @@ def migrate(
             endpoint_ids=endpoint_ids,
             keep_fb_suffix=keep_fb_suffix,
             state_dir=state_dir,
-            progress=bar,
         )
     if migration.result is None:
         sys.exit(3 if migration.plan.summary.blocked else 0)
     _finish(migration.result, fmt)
 
 
-@click.command()
-@click.argument("backup_file", type=click.Path(exists=True, dir_okay=False))
+@click.command(epilog=EXIT_CODES)
+@click.argument("backup_file", required=False, type=click.Path(exists=True, dir_okay=False))
+@click.option("--last", is_flag=True, help="Roll back the newest migration backup in --state-dir.")
 @YES
 @FORCE
 @TARGET_OF_FILE
 @STATE_DIR
 @QUIET
+@SHOW_ALL
 @FORMAT
 @connection_options
 @DEBUG
 @handle_errors
 def rollback(
-    backup_file: str,
+    backup_file: str | None,
+    last: bool,
     yes: bool,
     force: bool,
     target: str | None,
     state_dir: str,
     quiet: bool,
+    show_all: bool,
     fmt: str,
     connection: Connection,
     debug: bool,
 ) -> None:
-    """Put back the REST fields a migration changed, from its backup (STATE_DIR/backup-*.json).
+    """Put back the REST fields a migration changed, from its backup (BACKUP_FILE, or --last).
 
     An endpoint changed again since that run is skipped as stale (--force writes it anyway). Fields the
-    backup's read did not show (e.g. flashboot) are named as not restorable.
+    backup's read did not show (e.g. flashboot) are named as not restorable. The rollback writes its own
+    backup (STATE_DIR/rollback-backup-*.json), so it can be undone in turn.
     """
     from bridge.errors import InputError
     from bridge.journal import load_backup, written_only
     from bridge.migrate import rollback_async
+    from bridge.report import plural
 
-    backup = written_only(load_backup(backup_file, force=force), force=force)  # what its run sent, nothing else
+    if last == (backup_file is not None):
+        raise click.UsageError("give either a BACKUP_FILE or --last")
+    path = backup_file if backup_file is not None else _last_backup(state_dir)
+    backup = written_only(load_backup(path, force=force), force=force)  # what its run sent, nothing else
     if target and target != backup.target:
-        raise InputError(f"{backup_file}: the backup is of a REST {backup.target} run")
-    settings = _hold(connection.settings(), state_dir)
-    click.echo(f"bridge: backup {backup_file}: {len(backup.entries)} endpoint(s)", err=True)
+        raise InputError(f"{path}: the backup is of a REST {backup.target} run")
     if backup.entries:
-        _consent(yes, f"Put back {len(backup.entries)} endpoint(s) as they were?")
-    with _progress(len(backup.entries), quiet) as progress:
-        result = asyncio.run(rollback_async(backup, settings, state_dir=state_dir, force=force, progress=progress))
+        require_consent_possible(yes)
+    settings = _hold(connection.settings(), state_dir)
+    click.echo(f"bridge: backup {path}: {plural(len(backup.entries), 'endpoint')}", err=True)
+    if backup.entries and not yes:
+        _ask_rollback(backup, show_all)
+    with interruptible(state_dir), progress_shown(quiet):
+        result = asyncio.run(rollback_async(backup, settings, state_dir=state_dir, force=force))
     _finish(result, fmt)

@@ -12,11 +12,13 @@ from typing import Any, NoReturn
 
 import click
 
+from bridge.cli._common import EXIT_CODES
+
 __all__ = ["emulator"]
 
 
 def _fail(message: str, code: int) -> NoReturn:
-    click.echo(f"bridge emulator: {message}", err=True)
+    click.echo(f"bridge: error: {message}", err=True)
     sys.exit(code)
 
 
@@ -30,7 +32,7 @@ def _read_key(path: Path) -> str:
     return key
 
 
-@click.command(context_settings={"help_option_names": ["-h", "--help"]})
+@click.command(context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)
 @click.option(
     "--from",
     "snapshot",
@@ -62,7 +64,13 @@ def _read_key(path: Path) -> str:
 @click.option("--dc-ids-as-string", is_flag=True, help="v1 reads give dataCenterIds as a comma string.")
 @click.option("--omit-flashboot", is_flag=True, help="v1 reads leave out flashboot.")
 @click.option("--drop-field", multiple=True, help="Remove a field from the GraphQL schema (repeatable).")
-@click.option("--v2-page-size", type=click.IntRange(min=1), default=100, show_default=True)
+@click.option(
+    "--v2-page-size",
+    type=click.IntRange(min=1),
+    default=100,
+    show_default=True,
+    help="Endpoints per page of the REST v2 list.",
+)
 def emulator(
     snapshot: Path | None,
     generate: int | None,
@@ -87,6 +95,7 @@ def emulator(
     """
     from bridge.emulator import Emulator, Faults, generate_account
     from bridge.errors import BridgeError
+    from bridge.report import plural
 
     if snapshot is not None and generate is not None:
         _fail("--from and --generate cannot be used together", 2)
@@ -119,7 +128,8 @@ def emulator(
     try:
         emu.start(port)
     except OSError as exc:
-        _fail(f"cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}", 1)
+        hint = " (is another emulator running? --port 0 picks a free port)" if port else ""
+        _fail(f"emulator: cannot listen on 127.0.0.1:{port}: {exc.strerror or exc}{hint}", 1)
 
     stop = threading.Event()
 
@@ -133,7 +143,8 @@ def emulator(
             click.echo(f"export {name}={shlex.quote(value)}")
         what = f"{generate} generated endpoints" if generate is not None else str(snapshot or "the sample account")
         click.echo(
-            f"bridge emulator: serving {len(emu.account)} endpoints from {what} at {emu.url} (Ctrl-C to stop)",
+            f"bridge emulator: serving {plural(len(emu.account), 'endpoint')} from {what} at {emu.url} "
+            "(Ctrl-C to stop)",
             err=True,
         )
         while not stop.wait(0.5):

@@ -7,39 +7,47 @@ from typing import TYPE_CHECKING
 
 import click
 
-from bridge.cli._common import DEBUG, ENDPOINT, TARGET, Connection, connection_options, handle_errors
+from bridge.cli._common import DEBUG, ENDPOINT, EXIT_CODES, QUIET, TARGET, Connection, connection_options, handle_errors
 
 if TYPE_CHECKING:
     from bridge.models import Target
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES)
 @click.option(
     "-o", "--output", required=True, type=click.Path(dir_okay=False), help="Snapshot file to write (mode 0600)."
 )
 @TARGET
 @ENDPOINT
+@QUIET
 @connection_options
 @DEBUG
 @handle_errors
-def fetch(output: str, target: Target, endpoint_ids: tuple[str, ...], connection: Connection, debug: bool) -> None:
+def fetch(
+    output: str, target: Target, endpoint_ids: tuple[str, ...], quiet: bool, connection: Connection, debug: bool
+) -> None:
     """Read every endpoint (past GraphQL's 400-row cap) and the GPU pools, and write a snapshot.
 
     The file is the GraphQL "view your endpoints" answer with data.serverlessGpuPools, secrets
     (aiKey, env values) redacted; `bridge plan --from FILE` plans from it offline. --target says
     which REST list finds the endpoints past the cap (v2 is used when v1 is retired).
     """
+    from bridge.cli._progress import progress_shown
     from bridge.errors import InputError
     from bridge.files import write_private
     from bridge.live import read_live_account, snapshot_document
+    from bridge.report import plural
 
-    live = read_live_account(
-        connection.settings(),
-        target=target,
-        endpoint_ids=endpoint_ids,
-        with_rest_state=False,
-        progress=lambda message: click.echo(f"bridge: {message}", err=True),
-    )
+    with progress_shown(quiet) as shown:
+
+        def say(message: str) -> None:
+            if shown is not None:
+                shown.clear()
+            click.echo(f"bridge: {message}", err=True)
+
+        live = read_live_account(
+            connection.settings(), target=target, endpoint_ids=endpoint_ids, with_rest_state=False, progress=say
+        )
     for note in live.notes:
         click.echo(f"bridge: warning: {note}", err=True)
     document = snapshot_document(live)
@@ -48,4 +56,4 @@ def fetch(output: str, target: Target, endpoint_ids: tuple[str, ...], connection
     except OSError as exc:
         raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
     pools = "live GPU pools" if live.pools is not None else "no pool table (plan will use the bundled one)"
-    click.echo(f"bridge: wrote {len(live.raw_endpoints)} endpoints and {pools} to {output}", err=True)
+    click.echo(f"bridge: wrote {plural(len(live.raw_endpoints), 'endpoint')} and {pools} to {output}", err=True)

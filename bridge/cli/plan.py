@@ -10,9 +10,11 @@ import click
 from bridge.cli._common import (
     DEBUG,
     ENDPOINT,
+    EXIT_CODES,
     FROM,
     KEEP_FB,
     MAPPINGS,
+    QUIET,
     TARGET,
     Connection,
     connection_options,
@@ -34,30 +36,47 @@ def _plan(
     mappings: tuple[str, ...],
     endpoint_ids: tuple[str, ...],
     keep_fb_suffix: bool,
+    quiet: bool,
 ) -> Plan:
+    from bridge.cli._progress import progress_shown
     from bridge.pipeline import make_plan, read_account_for_plan
 
-    inputs = read_account_for_plan(
-        from_file=from_file,
-        settings=None if from_file else connection.settings(),
-        mappings=mappings,
-        endpoint_ids=endpoint_ids,
-        target=target,
-    )
+    with progress_shown(quiet=quiet or bool(from_file)):
+        inputs = read_account_for_plan(
+            from_file=sample_path(from_file),
+            settings=None if from_file else connection.settings(),
+            mappings=mappings,
+            endpoint_ids=endpoint_ids,
+            target=target,
+        )
+    if from_file and not inputs.endpoints:
+        click.echo(f"bridge: {from_file} holds no endpoints: there is nothing to plan", err=True)
     for note in inputs.notes:
         click.echo(f"bridge: warning: {note}", err=True)
     return make_plan(inputs, target=target, keep_fb_suffix=keep_fb_suffix)
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES)
 @FROM
-@click.option("--format", "fmt", type=click.Choice(["text", "json", "markdown"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown"]),
+    default="text",
+    show_default=True,
+    help="Report format (json is the plan file that apply reads).",
+)
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file.")
-@click.option("--check", is_flag=True, help="Exit 4 when any endpoint would change (a CI gate).")
+@click.option(
+    "--check",
+    is_flag=True,
+    help="Drift gate: exit 4 when anything would be written (even if some are blocked), 3 when only blocked.",
+)
 @TARGET
 @MAPPINGS
 @ENDPOINT
 @KEEP_FB
+@QUIET
 @connection_options
 @DEBUG
 @handle_errors
@@ -70,14 +89,16 @@ def plan(
     mappings: tuple[str, ...],
     endpoint_ids: tuple[str, ...],
     keep_fb_suffix: bool,
+    quiet: bool,
     connection: Connection,
     debug: bool,
 ) -> None:
     """Translate every endpoint and report what would change. Nothing is written to RunPod.
 
     Reads the live account (RUNPOD_API_KEY) and compares with the REST state, or reads a snapshot
-    with --from. Exit codes: 0 nothing blocked, 3 some endpoints blocked, 4 with --check when any
-    endpoint would change, 2 bad input, 1 API failure.
+    with --from (--from sample: the bundled sample account). With --check, the exit code says what an
+    apply would do, as terraform plan -detailed-exitcode: 4 something to write, 3 only blocked
+    endpoints left, 0 nothing to do.
     """
     from bridge._gc import paused_gc
 
@@ -91,12 +112,31 @@ def plan(
             mappings=mappings,
             endpoint_ids=endpoint_ids,
             keep_fb_suffix=keep_fb_suffix,
+            quiet=quiet,
         )
         _write_report(result, fmt, output)
-        code = EXIT_BLOCKED if result.summary.blocked else EXIT_CHECK if check and result.summary.update else 0
+        code = plan_exit_code(result, check)
         del result
     if code:
         sys.exit(code)
+
+
+def plan_exit_code(result: Plan, check: bool) -> int:
+    """--check: 4 when anything would be written (whatever is blocked), else 3 when blocked, else 0."""
+    if check and result.summary.update:
+        return EXIT_CHECK
+    return EXIT_BLOCKED if result.summary.blocked else 0
+
+
+def sample_path(from_file: str | None) -> str | None:
+    """``--from sample`` is the bundled sample account, wherever bridge is installed."""
+    if from_file != "sample":
+        return from_file
+    from pathlib import Path
+
+    from bridge._resources import data_path
+
+    return from_file if Path(from_file).exists() else str(data_path("sample-account.json"))
 
 
 def _write_report(result: Plan, fmt: str, output: str | None) -> None:
@@ -114,15 +154,19 @@ def _write_report(result: Plan, fmt: str, output: str | None) -> None:
         from bridge.errors import InputError
 
         raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
+    from bridge.report import plural
+
+    click.echo(f"bridge: wrote the {fmt} plan of {plural(result.summary.endpoints, 'endpoint')} to {output}", err=True)
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES)
 @FROM
 @click.option("--out", "out_dir", required=True, type=click.Path(file_okay=False), help="Directory to write.")
 @TARGET
 @MAPPINGS
 @ENDPOINT
 @KEEP_FB
+@QUIET
 @connection_options
 @DEBUG
 @handle_errors
@@ -133,6 +177,7 @@ def export(
     mappings: tuple[str, ...],
     endpoint_ids: tuple[str, ...],
     keep_fb_suffix: bool,
+    quiet: bool,
     connection: Connection,
     debug: bool,
 ) -> None:
@@ -146,11 +191,14 @@ def export(
         mappings=mappings,
         endpoint_ids=endpoint_ids,
         keep_fb_suffix=keep_fb_suffix,
+        quiet=quiet,
     )
     written = export_plan(result, out_dir)
     s = result.summary
+    from bridge.report import plural
+
     click.echo(
-        f"bridge: wrote {len(written) - 1} body files and plan.json to {out_dir} "
+        f"bridge: wrote {plural(len(written) - 1, 'body file')} and plan.json to {out_dir} "
         f"({s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked)",
         err=True,
     )

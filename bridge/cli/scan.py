@@ -7,15 +7,20 @@ from typing import Any
 
 import click
 
-from bridge.cli._common import DEBUG, KEEP_FB, MAPPINGS, handle_errors
+from bridge.cli._common import DEBUG, EXIT_CODES, KEEP_FB, MAPPINGS, handle_errors
 
 EXIT_FOUND = 4
 
 
-@click.command()
+@click.command(epilog=EXIT_CODES)
 @click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True))
 @click.option(
-    "--format", "fmt", type=click.Choice(["text", "json", "markdown", "sarif"]), default="text", show_default=True
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "markdown", "sarif"]),
+    default="text",
+    show_default=True,
+    help="Report format (sarif for GitHub code scanning).",
 )
 @click.option("-o", "--output", type=click.Path(dir_okay=False), help="Write the report to this file.")
 @click.option("--check", is_flag=True, help="Exit 4 when anything legacy was found (a CI gate).")
@@ -36,10 +41,9 @@ def scan(**kwargs: Any) -> None:
     Reads saveEndpoint mutations (.graphql files and strings in Python, JS/TS, shell and curl lines),
     runpod-python create_endpoint() calls, gpuIds/locations keys and -fb names in JSON/YAML, and the
     code blocks of Markdown files; directories are walked honouring .gitignore. Nothing is sent
-    anywhere. Exit codes: 0 done, 4 with --check when anything legacy was found, 2 bad input.
+    anywhere.
     """
-    # The public API; bridge/__init__ re-exports lazily, which mypy cannot see.
-    from bridge import build_tables, load_override  # type: ignore[attr-defined]
+    from bridge import build_tables, load_override
     from bridge.errors import InputError
     from bridge.scan import render_scan
     from bridge.scan import scan as run_scan

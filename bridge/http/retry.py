@@ -10,7 +10,9 @@ from __future__ import annotations
 import asyncio
 import email.utils
 import math
+import os
 import random
+import socket
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -25,6 +27,7 @@ __all__ = [
     "NOT_SENT",
     "RetryPolicy",
     "describe_failure",
+    "is_dns_failure",
     "parse_retry_after",
     "tls_failure",
 ]
@@ -108,6 +111,24 @@ def tls_failure(exc: BaseException) -> str | None:
     return None
 
 
+def _os_cause(exc: BaseException) -> OSError | None:
+    """The operating system's error under a transport error (refused, unreachable, unknown host), if any."""
+    current: BaseException | None = exc
+    found: OSError | None = None
+    for _ in range(10):
+        if current is None:
+            break
+        if isinstance(current, OSError) and (current.errno is not None or isinstance(current, socket.gaierror)):
+            found = current
+        current = current.__cause__ or current.__context__
+    return found
+
+
+def is_dns_failure(exc: BaseException) -> bool:
+    """A host name that does not resolve: asking four more times only delays the same answer."""
+    return isinstance(_os_cause(exc), socket.gaierror)
+
+
 def describe_failure(exc: httpx.TransportError) -> str:
     """Say in a few words what went wrong with a request that got no answer."""
     if isinstance(exc, httpx.TimeoutException):
@@ -119,6 +140,11 @@ def describe_failure(exc: httpx.TransportError) -> str:
         }.get(type(exc), "")
         return f"timed out {phase}".strip()
     if isinstance(exc, httpx.ConnectError):
+        cause = _os_cause(exc)  # "All connection attempts failed" hides the reason: name it
+        if isinstance(cause, socket.gaierror):
+            return f"cannot resolve the host name ({cause})"
+        if cause is not None and cause.errno is not None:  # asyncio says "Connect call failed": say why
+            return f"cannot connect ([Errno {cause.errno}] {os.strerror(cause.errno)})"
         return f"cannot connect ({exc or 'connection refused'})"
     if isinstance(exc, (httpx.RemoteProtocolError, httpx.ReadError)):
         return f"the connection was dropped before the answer ({exc or type(exc).__name__})"

@@ -27,6 +27,7 @@ from bridge.http.retry import (
     NOT_SENT,
     RetryPolicy,
     describe_failure,
+    is_dns_failure,
     parse_retry_after,
     tls_failure,
 )
@@ -179,7 +180,9 @@ class Http:
                 if write and not isinstance(problem, NOT_SENT):
                     raise self.fail(WriteOutcomeUnknown(message))
                 failures += 1
-                if isinstance(problem, httpx.UnsupportedProtocol) or failures >= attempts:
+                if isinstance(problem, httpx.UnsupportedProtocol) or is_dns_failure(problem):
+                    raise self.fail(ApiError(message))
+                if failures >= attempts:
                     raise self.fail(ApiError(f"{message} (gave up after {failures} attempts)"))
                 delay = policy.backoff(failures)
             else:

@@ -11,7 +11,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from bridge.models import Finding, LegacyEndpoint
+from bridge.models import EquivalenceResult, Finding, LegacyEndpoint
 from bridge.scan.gql import MUTATION_FIELD, Dyn, Parts, find_mutations
 
 __all__ = [
@@ -156,6 +156,7 @@ class Replacement(BaseModel):
     status: Literal["update", "unchanged", "blocked"]
     body: dict[str, Any]
     findings: list[Finding]
+    equivalence: EquivalenceResult | None = None  # what the plan proved of the body (issue 14)
 
 
 class ScanFinding(BaseModel):
@@ -244,6 +245,7 @@ def _replacement(target: str, cand: Candidate, plan: Any) -> Replacement:
         status=plan.status,
         body=plan.body,
         findings=[_explain(f, cand) for f in plan.findings],
+        equivalence=plan.equivalence,
     )
 
 
@@ -251,8 +253,7 @@ def translate_candidates(
     candidates: Sequence[Candidate], tables: Any, *, keep_fb_suffix: bool = False
 ) -> list[ScanFinding]:
     """Translate every candidate with ``bridge.build_plan`` for REST v2 and v1, as live endpoints are."""
-    # The public API (bridge.build_plan); bridge/__init__ re-exports lazily, which mypy cannot see.
-    from bridge import build_plan  # type: ignore[attr-defined]
+    from bridge import build_plan  # the public API
 
     endpoints = []
     extra: dict[str, list[Finding]] = {}

@@ -33,6 +33,8 @@ def _request(label: str, rep: Replacement) -> list[str]:
     lines = [f"  {label}: {rep.method} {rep.path}  [{rep.status}]"]
     if rep.status != "blocked":
         lines.append(f"    {_compact(rep.body)}")
+    if rep.equivalence is not None:
+        lines.append(f"    equivalence: {rep.equivalence.describe()}")
     lines += [f"    {f.severity} {f.code} ({f.field}): {f.message}" for f in rep.findings]
     return lines
 
@@ -72,6 +74,8 @@ def _markdown(result: ScanResult, out: TextIO) -> None:
             out.write(f"- not statically known: `{name}` = `{_cell(source)}`\n")
         for label, rep in (("REST v2", f.v2), ("REST v1", f.v1)):
             out.write(f"\n{label}: `{rep.method} {rep.path}` ({rep.status})\n\n")
+            if rep.equivalence is not None:
+                out.write(f"- equivalence: {_cell(rep.equivalence.describe())}\n")
             for item in rep.findings:
                 out.write(f"- {item.severity} `{item.code}` ({item.field}): {_cell(item.message)}\n")
             if rep.status != "blocked":

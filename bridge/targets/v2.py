@@ -113,6 +113,7 @@ def _gpu(intent: Intent, tables: Tables, add: _Add) -> dict[str, Any]:
     for member in members:  # types of a pool sent for a GPU type token that the legacy selection left out
         if member not in wanted and member not in excluded:
             excluded.append(member)
+    _check_order(intent, tables, pools, excluded, add)
 
     gpu: dict[str, Any] = {}
     if pools:
@@ -137,6 +138,27 @@ def _gpu(intent: Intent, tables: Tables, add: _Add) -> dict[str, Any]:
         else:
             gpu["minCudaVersion"] = floor
     return gpu
+
+
+def _check_order(intent: Intent, tables: Tables, pools: list[str], excluded: list[str], add: _Add) -> None:
+    """Warn when the pools, in order, rent the same GPU types as the legacy form in another priority order.
+
+    v2 orders by pool: a GPU type sent as its pool takes that pool's place, so ``GPU T1,P_A`` with
+    P_B = [T0, T1] and P_A = [T0] becomes pools [P_B, P_A], which may rent T0 before T1. No v2 body keeps
+    that order (``excludedTypes`` applies to every pool), so the loss is reported instead (issue 14).
+    """
+    if not any(token not in tables.pools for token in intent.pools):
+        return  # only pool tokens: the pools keep the legacy order
+    drop = set(excluded)
+    order = dedupe(member for pool in pools for member in tables.pools[pool] if member not in drop)
+    if order != intent.gpu_types and set(order) == set(intent.gpu_types):
+        add(
+            "warning",
+            "gpu-priority-order-changed",
+            "gpuIds",
+            f"REST v2 orders GPU types by pool: the legacy priority {', '.join(intent.gpu_types)} becomes "
+            f"{', '.join(order)} (a GPU type sent as its pool takes that pool's place)",
+        )
 
 
 def _cpu(intent: Intent, add: _Add) -> list[dict[str, Any]]:
