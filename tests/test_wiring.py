@@ -367,5 +367,5 @@ def test_a_live_report_cut_short_by_its_reader_is_quiet(tmp_path: Path) -> None:
             timeout=120,
             cwd=tmp_path,
         )
-    assert proc.stdout.strip() in ("0", "1", "3"), proc.stdout
+    assert proc.stdout.strip() in ("0", "1", "3", "141"), proc.stdout  # 141: SIGPIPE, as a shell tool
     assert "Traceback" not in proc.stderr and "Exception ignored" not in proc.stderr, proc.stderr[-500:]
