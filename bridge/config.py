@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from bridge.errors import InputError, MissingKeyError
-from bridge.redact import escape_control
+from bridge.redact import escape_control, note_secret
 
 __all__ = ["DEFAULT_GRAPHQL_URL", "DEFAULT_REST_URL", "DEFAULT_REST_V2_URL", "Settings", "is_loopback"]
 
@@ -29,6 +29,9 @@ class Settings:
     rest_v2_url: str = DEFAULT_REST_V2_URL
     concurrency: int = 8
     timeout: float = 30.0
+
+    def __post_init__(self) -> None:
+        note_secret(self.api_key)  # whatever the run writes while a secret scope is open is scrubbed of it
 
     @classmethod
     def resolve(

@@ -106,6 +106,9 @@ def _in_place(path: Path) -> bool:
 
 
 def _fill(fh: TextIO, text: str | Callable[[TextIO], object], scrub: Scrubber | None) -> None:
+    from bridge.redact import scope_scrubber
+
+    scrub = scope_scrubber(scrub)  # and the key of the run in progress, whatever the caller gave
     out: TextIO = ScrubbingWriter(fh, scrub) if scrub else fh  # type: ignore[assignment]
     if isinstance(text, str):
         out.write(text)

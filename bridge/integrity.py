@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 __all__ = [
     "DIGEST_FIELD",
     "PlanDigest",
+    "body_problem",
     "check_document",
     "check_plan",
     "document_digest",
@@ -40,7 +41,8 @@ _PREFIX = "sha256:"
 def document_digest(doc: Mapping[str, Any]) -> str:
     """Digest of a JSON document's content (every field but ``digest``), independent of layout and key order."""
     content = {k: v for k, v in doc.items() if k != DIGEST_FIELD}
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    # NaN and lone surrogates are not JSON, but a hostile read can hold them and the backup keeps what was read.
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return _PREFIX + hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
@@ -126,12 +128,42 @@ def check_plan(plan: Plan, where: str | Path, *, force: bool = False) -> None:
                     f"{where}: endpoint {ep.id}: {found} holds a redacted value, which bridge will not send "
                     "(it would replace the real one); write this endpoint with `bridge migrate`"
                 )
+    problem = body_problem(plan)
+    if problem and not force:
+        raise SnapshotError(
+            f"{where}: {problem}; the plan was edited or made by another bridge: plan again, or pass --force "
+            "to send it as it is"
+        )
     if force:
         return
     if plan.digest is None:
         raise _refuse(where, "no integrity digest (written by an older bridge, or edited)", "plan")
     if plan.digest != PlanDigest.of(plan):
         raise _refuse(where, "edited since bridge wrote it (its digest does not match its content)", "plan")
+
+
+# Findings that depend on the GPU pool table the plan was made with (live or from a snapshot), which apply does
+# not have: against the bundled table they would refuse a sound plan.
+_POOL_CODES = frozenset({"unknown-gpu-pool", "exclusion-not-in-pools"})
+
+
+def body_problem(plan: Plan) -> str | None:
+    """Re-check every ``update`` body against its target's schema (fields, types, ranges, known values).
+
+    A plan bridge wrote passed these checks; one that fails them now was edited (a value out of range, a
+    field the API does not take). The first error, as ``endpoint ID: field: message``, or None.
+    """
+    from bridge.tables import bundled_tables
+    from bridge.targets import get_target
+
+    target, tables = get_target(plan.target), bundled_tables()
+    for ep in plan.endpoints:
+        if ep.status != "update":
+            continue
+        for finding in target.check_body(ep.body, tables):
+            if finding.severity == "error" and not (plan.tables.gpu_pools != "bundled" and finding.code in _POOL_CODES):
+                return f"endpoint {ep.id}: {finding.field}: {finding.message}"
+    return None
 
 
 def load_plan(path: str | Path, *, force: bool = False) -> Plan:

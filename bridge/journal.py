@@ -11,6 +11,7 @@ import json
 import os
 import stat
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import Token
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -18,7 +19,8 @@ from typing import Any
 from bridge.errors import BridgeError, InputError, SnapshotError
 from bridge.files import private_dir, write_private
 from bridge.integrity import DIGEST_FIELD, check_document, document_digest
-from bridge.redact import Scrubber, redact_endpoint, redact_text
+from bridge.locks import held, released, taken
+from bridge.redact import redact_endpoint, redact_text, scope_scrubber
 from bridge.targets import TARGETS
 
 __all__ = [
@@ -31,6 +33,7 @@ __all__ = [
     "load_backup",
     "read_journal",
     "write_backup",
+    "written_only",
 ]
 
 BACKUP_FORMAT = "bridge-backup"
@@ -51,11 +54,14 @@ class StateLock:
             raise InputError(f"{state_dir}: cannot use it as the state directory: {exc.strerror or exc}") from None
         self.path = self.dir / ".lock"
         self._fd = -1
+        self._token: Token[frozenset[str]] | None = None
 
     def __enter__(self) -> StateLock:
         try:
             import fcntl
         except ImportError:  # no flock (Windows): runs are not kept apart
+            return self
+        if held(self.path):  # taken earlier by this run (before its live read): this is the same run
             return self
         try:
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -70,6 +76,7 @@ class StateLock:
                 f"{self.dir}: another bridge run is using this state directory; wait for it to end, "
                 "or give this run its own --state-dir"
             ) from None
+        self._token = taken(self.path)
         for leftover in self.dir.glob(".backup-*.tmp"):
             with contextlib.suppress(OSError):  # removing it is tidying up, not a reason to stop
                 leftover.unlink(missing_ok=True)
@@ -77,6 +84,7 @@ class StateLock:
 
     def __exit__(self, *_: object) -> None:
         if self._fd >= 0:
+            released(self.path, self._token)
             os.close(self._fd)  # closing the descriptor releases the lock
             self._fd = -1
 
@@ -140,9 +148,11 @@ def read_journal(path: str | Path) -> Iterator[dict[str, Any]]:
 
 
 def journal_of(backup_path: str | Path) -> Path:
-    """The journal of the run that wrote ``backup-<time>.json``: ``journal-<time>.jsonl`` beside it."""
+    """The journal of the run that wrote ``backup-<time>.json`` (or ``rollback-backup-<time>.json``):
+    ``journal-<time>.jsonl`` beside it."""
     path = Path(backup_path)
-    return path.with_name(path.name.replace("backup-", "journal-", 1)).with_suffix(".jsonl")
+    stamp = path.name.split("backup-", 1)[-1]
+    return path.with_name(f"journal-{stamp}").with_suffix(".jsonl")
 
 
 def fields_written(journal_path: str | Path) -> dict[str, set[str]]:
@@ -163,6 +173,33 @@ def fields_written(journal_path: str | Path) -> dict[str, set[str]]:
     except (ValueError, AttributeError):
         raise SnapshotError(f"{journal_path}: not a bridge journal (a line is not a JSON object)") from None
     return written
+
+
+def written_only(backup: Backup, *, force: bool = False) -> Backup:
+    """``backup`` cut down to the fields its run's journal shows were sent: all ``rollback`` may put back.
+
+    An endpoint no write of that run reached (it stopped, or the endpoint was already at its target) is left
+    out. Without the journal there is no telling what the run wrote: refused with one line unless ``force``
+    (then every field of the backup is put back).
+    """
+    if backup.path is None:
+        return backup
+    journal = journal_of(backup.path)
+    try:
+        written = fields_written(journal)
+    except SnapshotError as exc:
+        if force:
+            return backup
+        raise SnapshotError(
+            f"{exc}; without it rollback cannot tell which fields its run changed "
+            "(--force puts back every field of the backup)"
+        ) from None
+    entries = [
+        BackupEntry(id=e.id, rest=e.rest, body={k: v for k, v in e.body.items() if k in written[e.id]}, legacy=e.legacy)
+        for e in backup.entries
+        if written.get(e.id)
+    ]
+    return Backup(target=backup.target, created_at=backup.created_at, entries=entries, path=backup.path)
 
 
 @dataclass(frozen=True)
@@ -203,9 +240,14 @@ def write_backup(path: str | Path, backup: Backup, *, secrets: Sequence[str] = (
         ],
     }
     # Scrubbed value by value (a key in `args` or a start command goes too), then the digest over what is kept.
-    doc = Scrubber(secrets).value(doc)
+    doc = scope_scrubber(secrets).value(doc)
     doc[DIGEST_FIELD] = document_digest(doc)
-    return write_private(path, json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
+    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a hostile read: written as its \u escape
+        text = json.dumps(doc, indent=2)
+    return write_private(path, text + "\n")
 
 
 def load_backup(path: str | Path, *, force: bool = False) -> Backup:

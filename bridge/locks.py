@@ -17,6 +17,7 @@ import json
 import os
 import time
 from collections.abc import Mapping, Sequence
+from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +25,34 @@ from bridge.errors import InputError
 from bridge.files import private_dir
 from bridge.redact import escape_control
 
-__all__ = ["AccountLock", "account_digest", "user_state_dir"]
+__all__ = ["AccountLock", "account_digest", "held", "user_state_dir"]
+
+# The lock files the running code already holds. A lock taken early (before the live read, before the prompt) is
+# entered again by the code that writes; that inner entry is the same run and must not refuse itself, as ``flock``
+# on a second descriptor would. A context variable, not a global: another thread, or an asyncio task started
+# before the lock was taken (another run of a library user), does not see it, and is refused as it should be.
+_HELD: ContextVar[frozenset[str]] = ContextVar("bridge_held_locks", default=frozenset())
+
+
+def held(path: Path) -> bool:
+    """Whether the running code already holds the lock of ``path`` (then entering it again takes nothing)."""
+    return os.path.abspath(path) in _HELD.get()
+
+
+def taken(path: Path) -> Token[frozenset[str]]:
+    """Record that the running code holds ``path``; give the token that :func:`released` needs."""
+    return _HELD.set(_HELD.get() | {os.path.abspath(path)})
+
+
+def released(path: Path, token: Token[frozenset[str]] | None) -> None:
+    """Record that ``path`` is no longer held."""
+    try:
+        if token is not None:
+            _HELD.reset(token)
+            return
+    except ValueError:  # left in another context than it was taken in
+        pass
+    _HELD.set(_HELD.get() - {os.path.abspath(path)})
 
 
 def user_state_dir(environ: Mapping[str, str] | None = None) -> Path:
@@ -77,6 +105,8 @@ class AccountLock:
             import fcntl
         except ImportError:  # no flock (Windows): runs are not kept apart
             return self
+        if held(self.path):
+            return self
         try:
             private_dir(self.path.parent)
             self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
@@ -101,6 +131,7 @@ class AccountLock:
         data = json.dumps(info).encode()
         os.ftruncate(self._fd, 0)
         os.pwrite(self._fd, data, 0)
+        self._token = taken(self.path)
         return self
 
     def _holder(self) -> str:
@@ -113,5 +144,6 @@ class AccountLock:
 
     def __exit__(self, *_: object) -> None:
         if self._fd >= 0:
+            released(self.path, self._token)
             os.close(self._fd)  # closing the descriptor releases the lock
             self._fd = -1

@@ -13,18 +13,20 @@ backs up, writes, verifies and journals each endpoint, is :mod:`bridge.apply`.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Mapping, Sequence
-from contextlib import nullcontext
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import ExitStack, contextmanager, nullcontext
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import httpx
 
-from bridge.apply import ApplyResult, Outcome, items_from_plan, rollback_items, run_items
+from bridge.apply import ApplyResult, Outcome, WorkItem, items_from_plan, rollback_items, run_items
 from bridge.config import Settings
 from bridge.http import Http, RetryPolicy
-from bridge.journal import Backup
+from bridge.integrity import find_redacted
+from bridge.journal import Backup, StateLock, written_only
+from bridge.locks import AccountLock
 from bridge.models import Plan, Target
 from bridge.pipeline import make_plan, read_account_live
 from bridge.rest import RestClient, open_rest
@@ -37,6 +39,7 @@ __all__ = [
     "Progress",
     "apply_plan_async",
     "rollback_async",
+    "run_locks",
     "run_migration",
     "run_migration_async",
 ]
@@ -44,6 +47,32 @@ __all__ = [
 Confirm = Callable[[Plan, Sequence[str]], bool]
 """Gets the plan and the read's notes before anything is written; False stops there (a dry run)."""
 Progress = Callable[[Outcome], None]
+
+
+def _without_redacted(item: WorkItem, lost: list[str]) -> WorkItem:
+    """Leave out a field whose saved value was scrubbed (a secret, the key): sending it would replace the real
+    value with ``<redacted>``. It is named as not restorable instead."""
+    scrubbed = [key for key, value in item.body.items() if find_redacted(value, key)]
+    if scrubbed:
+        lost.append(f"{item.id}: {', '.join(scrubbed)} (the backup holds it redacted)")
+    expect = item.expect  # a scrubbed value written by the run cannot be compared with the live one: not checked
+    if expect is not None:
+        expect = {k: v for k, v in expect.items() if k not in scrubbed and not find_redacted(v, k)}
+    return replace(item, body={k: v for k, v in item.body.items() if k not in scrubbed}, expect=expect)
+
+
+@contextmanager
+def run_locks(settings: Settings, state_dir: str | Path) -> Iterator[None]:
+    """Hold the account (:class:`~bridge.locks.AccountLock`) and the state directory for one writing run.
+
+    Every run that writes takes both before it reads anything, so a second run is refused at once, with one
+    line, before it has read the account or asked anything. Entered again inside the same run (the engine
+    takes the state lock itself), they take nothing.
+    """
+    with ExitStack() as stack:
+        stack.enter_context(AccountLock.for_settings(settings, state_dir=state_dir))
+        stack.enter_context(StateLock(state_dir))
+        yield
 
 
 @dataclass
@@ -73,6 +102,34 @@ async def run_migration_async(
     ``confirm`` is called once, even when nothing is to be updated; it may also raise (e.g.
     :class:`~bridge.errors.ConsentError`) to stop. Running again after an interruption finishes the rest.
     """
+    with run_locks(settings, state_dir):  # before the live read: a second run is refused before it reads
+        return await _migrate(
+            settings,
+            confirm=confirm,
+            target=target,
+            mappings=mappings,
+            endpoint_ids=endpoint_ids,
+            keep_fb_suffix=keep_fb_suffix,
+            state_dir=state_dir,
+            progress=progress,
+            transport=transport,
+            policy=policy,
+        )
+
+
+async def _migrate(
+    settings: Settings,
+    *,
+    confirm: Confirm,
+    target: Target,
+    mappings: Sequence[str | Path | Override],
+    endpoint_ids: Sequence[str],
+    keep_fb_suffix: bool,
+    state_dir: str | Path,
+    progress: Progress | None,
+    transport: httpx.AsyncBaseTransport | None,
+    policy: RetryPolicy | None,
+) -> Migration:
     async with Http(settings, policy=policy, transport=transport) as http:
         account = await read_account_live(http, mappings=mappings, endpoint_ids=endpoint_ids, target=target)
         plan = make_plan(account, target=target, keep_fb_suffix=keep_fb_suffix)
@@ -140,20 +197,21 @@ async def apply_plan_async(
         if http is not None
         else open_rest(settings, plan.target, transport=transport, policy=policy)
     )
-    async with session as client:
-        return await run_items(
-            client,
-            get_target(plan.target),
-            items,
-            state_dir=state_dir,
-            known=known,
-            legacy=legacy,
-            concurrency=settings.concurrency,
-            force=force,
-            secrets=[settings.api_key],
-            kind=kind,
-            progress=progress,
-        )
+    with run_locks(settings, state_dir):
+        async with session as client:
+            return await run_items(
+                client,
+                get_target(plan.target),
+                items,
+                state_dir=state_dir,
+                known=known,
+                legacy=legacy,
+                concurrency=settings.concurrency,
+                force=force,
+                secrets=[settings.api_key],
+                kind=kind,
+                progress=progress,
+            )
 
 
 async def rollback_async(
@@ -166,20 +224,27 @@ async def rollback_async(
     transport: httpx.AsyncBaseTransport | None = None,
     policy: RetryPolicy | None = None,
 ) -> ApplyResult:
-    """Put back the REST fields a run changed, from its backup, through the same engine."""
+    """Put back the REST fields a run changed, from its backup, through the same engine.
+
+    Only the fields the run's journal (beside the backup) shows it sent are put back; without that journal,
+    ``force`` puts back every field of the backup, and otherwise nothing is written (one line).
+    """
     target = get_target(backup.target)
-    items, lost = rollback_items(backup, target)
-    async with open_rest(settings, target, transport=transport, policy=policy) as client:
-        result = await run_items(
-            client,
-            target,
-            items,
-            state_dir=state_dir,
-            concurrency=settings.concurrency,
-            force=force,
-            secrets=[settings.api_key],
-            kind="rollback",
-            progress=progress,
-        )
+    items, lost = rollback_items(written_only(backup, force=force), target)
+    items = [_without_redacted(item, lost) for item in items]
+    items = [item for item in items if item.body]
+    with run_locks(settings, state_dir):
+        async with open_rest(settings, target, transport=transport, policy=policy) as client:
+            result = await run_items(
+                client,
+                target,
+                items,
+                state_dir=state_dir,
+                concurrency=settings.concurrency,
+                force=force,
+                secrets=[settings.api_key],
+                kind="rollback",
+                progress=progress,
+            )
     result.notes.extend(f"not restorable: {line}" for line in lost)
     return result

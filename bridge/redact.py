@@ -14,7 +14,8 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
@@ -23,10 +24,14 @@ __all__ = [
     "REDACTED",
     "Scrubber",
     "escape_control",
+    "note_secret",
     "redact_endpoint",
     "redact_env",
     "redact_text",
     "safe_message",
+    "scope_scrubber",
+    "scope_secrets",
+    "secret_scope",
 ]
 
 REDACTED = "<redacted>"
@@ -98,10 +103,11 @@ class Scrubber:
     """
 
     def __init__(self, secrets: Iterable[str | None], *, fragment: int = MIN_FRAGMENT) -> None:
+        self.secrets = tuple(sorted({s for s in secrets if s and len(s) >= _MIN_SECRET}))
         # For each window: the form it comes from and where in it, to extend a match along that form.
         self._where: dict[str, tuple[str, int]] = {}
         literals: set[str] = set()
-        for secret in {s for s in secrets if s and len(s) >= _MIN_SECRET}:
+        for secret in self.secrets:
             for form in _forms(secret):
                 if len(form) < fragment:
                     literals.add(form)
@@ -131,8 +137,14 @@ class Scrubber:
                 form, at = where
                 at += end - start
                 while end < len(text) and at < len(form) and text[end] == form[at]:
+                    if form[at] == '"' and form[at - 1] != "\\":  # a bare quote ends a JSON string: stop there
+                        break
                     end += 1
                     at += 1
+            start, end = _whole_escapes(text, max(start, done), end)
+            if start >= end:  # only a quote matched
+                match = pattern.search(text, match.end())
+                continue
             gap = text[done:start]
             if gap or not out or out[-1] != REDACTED:  # adjacent pieces become one marker
                 out += (gap, REDACTED)
@@ -154,15 +166,96 @@ class Scrubber:
         return value
 
 
+# A backslash escape left open at the end of a text (an odd run of backslashes, perhaps ``\u`` and up to three
+# hex digits): a scrub must take it whole, or the ``<redacted>`` after it would be read as part of the escape.
+_OPEN_ESCAPE = re.compile(r"(?<!\\)(?:\\\\)*(\\(?:u[0-9a-fA-F]{0,3})?)$")
+
+
+def _bare_quote(text: str, at: int) -> bool:
+    """Whether ``text[at]`` is a ``"`` no backslash escapes (in JSON, where a string starts or ends)."""
+    if text[at] != '"':
+        return False
+    run = 0
+    while at - run > 0 and text[at - run - 1] == "\\":
+        run += 1
+    return run % 2 == 0
+
+
+def _whole_escapes(text: str, start: int, end: int) -> tuple[int, int]:
+    """Narrow ``[start, end)`` off the quotes that delimit a JSON string and widen it so that it cuts no
+    backslash escape in two: scrubbing JSON text leaves valid JSON."""
+    while start < end and _bare_quote(text, start):
+        start += 1
+    while end > start and _bare_quote(text, end - 1):
+        end -= 1
+    if start >= end:
+        return start, end
+    before = _OPEN_ESCAPE.search(text, max(0, start - 6), start)
+    if before is not None:
+        start = before.start(1)
+    inside = _OPEN_ESCAPE.search(text, start, end)
+    if inside is not None:
+        escape = inside.group(1)
+        end = min(len(text), end + (1 if escape == "\\" else 5 - len(escape) + 1))
+    return start, end
+
+
 @functools.lru_cache(maxsize=16)
 def _scrubber(secrets: tuple[str, ...]) -> Scrubber:
     return Scrubber(secrets)
 
 
+# The secrets of the run in progress (see :func:`secret_scope`): every writer scrubs them, whatever it was given.
+_SCOPES: list[set[str]] = []
+_NOTED: list[tuple[str, ...]] = [()]  # scope_secrets(), kept up to date: a stream asks for it on every write
+
+
+@contextmanager
+def secret_scope() -> Iterator[set[str]]:
+    """Scrub, in everything bridge writes while the block runs, every secret noted in it.
+
+    :class:`bridge.config.Settings` notes its key here when it is made, so a run (the CLI opens one scope per
+    command) needs no writer to be handed the key: files (:func:`bridge.files.write_private`), the journal,
+    the backup and the CLI's stdout and stderr all scrub :func:`scope_secrets` as well as what they are given.
+    """
+    scope: set[str] = set()
+    _SCOPES.append(scope)
+    try:
+        yield scope
+    finally:
+        _SCOPES.remove(scope)
+        _renote()
+
+
+def _renote() -> None:
+    _NOTED[0] = tuple(sorted(set().union(*_SCOPES))) if _SCOPES else ()
+
+
+def note_secret(secret: str | None) -> None:
+    """Add ``secret`` to every open :func:`secret_scope` (nothing happens outside one)."""
+    if secret and _SCOPES:
+        for scope in _SCOPES:
+            scope.add(secret)
+        _renote()
+
+
+def scope_secrets() -> tuple[str, ...]:
+    """The secrets noted in the open scopes."""
+    return _NOTED[0]
+
+
+def scope_scrubber(extra: Iterable[str | None] | Scrubber | None = None) -> Scrubber:
+    """A scrubber of the open scopes' secrets and ``extra`` (secrets, or a scrubber whose secrets are added)."""
+    given = extra.secrets if isinstance(extra, Scrubber) else tuple(extra or ())
+    if not given:
+        return _scrubber(scope_secrets())
+    return _scrubber(tuple(sorted({s for s in (*given, *scope_secrets()) if s})))
+
+
 def redact_text(text: str, secrets: Iterable[str | None] = ()) -> str:
     """Return ``text`` with each known secret (and long pieces of it), ``api_key=`` parameters and bearer tokens
     scrubbed."""
-    text = _scrubber(tuple(sorted({s for s in secrets if s})))(text)
+    text = scope_scrubber(secrets)(text)
     text = _KEY_PARAM.sub(lambda m: f"{m.group(1)}={REDACTED}", text)
     return _BEARER.sub(f"Bearer {REDACTED}", text)
 
@@ -210,7 +303,6 @@ def safe_message(raw: bytes | str, secrets: Iterable[str | None] | Scrubber, lim
     text = _JSON_ESCAPE.sub(_unescape_json, text)
     if "%" in text:
         text = unquote(text, errors="replace")
-    scrub = secrets if isinstance(secrets, Scrubber) else _scrubber(tuple(sorted({s for s in secrets if s})))
-    text = redact_text(scrub(text))
+    text = redact_text(scope_scrubber(secrets)(text))
     text = escape_control(text)
     return text if len(text) <= limit else text[: max(limit - 1, 0)] + "…"

@@ -50,7 +50,13 @@ REQUIRED_FIELDS = frozenset({"id", "name", "gpuIds", "instanceIds", "flashBootTy
 _UNKNOWN_FIELD = re.compile(r"""Cannot query field ["'](\w+)["'] on type ["'](\w+)["']""")
 _RATE_WORDS = re.compile(r"too many requests|rate limit", re.IGNORECASE)
 _AUTH_CODES = frozenset({"UNAUTHENTICATED", "FORBIDDEN"})
-_AUTH_WORDS = re.compile(r"unauthori[sz]ed|not authenticated|invalid api key|api key is invalid", re.IGNORECASE)
+# How RunPod (and the proxies before it) say "bad key" inside a 200: "Invalid token", "Unauthenticated",
+# "invalid bearer token", "token expired", "API key is invalid".
+_AUTH_WORDS = re.compile(
+    r"unauthori[sz]ed|unauthenticated|not authenticated|invalid[ _](?:api[ _-]?key|(?:bearer |access |auth )?token)"
+    r"|(?:api[ _-]?key|token) (?:is )?(?:invalid|expired|revoked)|expired token",
+    re.IGNORECASE,
+)
 
 
 @functools.cache

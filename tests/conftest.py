@@ -38,3 +38,10 @@ def make_emulator() -> Iterator[Callable[..., Emulator]]:
 def emulator(make_emulator: Callable[..., Emulator]) -> Emulator:
     """A running emulator seeded from the sample account, accepting only ``EMULATOR_KEY``."""
     return make_emulator()
+
+
+@pytest.fixture(autouse=True)
+def _private_lock_home(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test's account locks live in its own XDG_STATE_HOME (subprocesses inherit it): tests run by
+    other people on this machine, with the same test keys, never refuse each other."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state-home")))

@@ -236,7 +236,7 @@ def test_cli_apply_needs_consent(emu: Emulator, tmp_path: Path) -> None:
     result = cli("apply", str(out), "--state-dir", str(tmp_path / "state"), env=env)
     assert result.exit_code == 2 and "--yes" in result.stderr
     assert emu.write_counts() == {}
-    assert not (tmp_path / "state").exists()
+    assert not list((tmp_path / "state").glob("*.json*"))  # no backup, no journal: only the lock
 
 
 def test_cli_apply_yes_json_result(emu: Emulator, tmp_path: Path) -> None:

@@ -16,11 +16,11 @@ import pytest
 from click.testing import CliRunner
 from helpers import SAMPLE
 
-from bridge.apply import load_plan
 from bridge.cli import main
 from bridge.errors import BridgeError, InputError, SnapshotError
 from bridge.export import export_plan
 from bridge.files import MAX_NAME_BYTES, check_file_name, private_dir, write_private
+from bridge.integrity import load_plan
 from bridge.journal import Journal
 from bridge.models import Plan
 from bridge.redact import REDACTED, Scrubber

@@ -488,14 +488,9 @@ def test_backup_target_of_any_type_is_one_input_error(tmp_path: Path, target: ob
     path = tmp_path / "backup.json"
     from bridge.integrity import DIGEST_FIELD, document_digest
 
-    doc: dict[str, object] = {
-        "format": "bridge-backup",
-        "format_version": 1,
-        "target": target,
-        "created_at": "x",
-        "endpoints": [],
-    }
-    doc[DIGEST_FIELD] = document_digest(doc)  # a digest that matches: the target is what is wrong
+    doc: dict[str, object] = {"format": "bridge-backup", "format_version": 1, "target": target, "created_at": "x"}
+    doc["endpoints"] = []
+    doc[DIGEST_FIELD] = document_digest(doc)
     path.write_text(json.dumps(doc))
     with pytest.raises(SnapshotError, match=r"backup\.json: target"):
         load_backup(path)

@@ -12,9 +12,9 @@ import pytest
 from click.testing import CliRunner
 from helpers import SAMPLE
 
-from bridge.apply import load_plan
 from bridge.cli import main
 from bridge.errors import SnapshotError
+from bridge.integrity import load_plan
 from bridge.journal import Backup, BackupEntry, load_backup, write_backup
 
 KEY = "rpa_INTEGRITYKEY0123456789ABCDEF"
@@ -60,7 +60,9 @@ def test_edited_plan_is_refused_unless_forced(tmp_path: Path, plan_doc: dict[str
     edit(doc)
     path = tmp_path / "plan.json"
     path.write_text(json.dumps(doc, indent=2))
-    with pytest.raises(SnapshotError, match=r"plan\.json: (edited since|no integrity digest).*--force") as info:
+    with pytest.raises(
+        SnapshotError, match=r"plan\.json: (edited since|no integrity digest|endpoint \w+: \w+:).*--force"
+    ) as info:
         load_plan(path)
     assert info.value.exit_code == 2 and "\n" not in str(info.value)
     try:
@@ -163,3 +165,13 @@ def test_journal_shows_which_fields_a_run_wrote(tmp_path: Path) -> None:
     (tmp_path / "bad.jsonl").write_text("[1, 2]\n")
     with pytest.raises(SnapshotError, match=r"bad\.jsonl: not a bridge journal"):
         fields_written(tmp_path / "bad.jsonl")
+
+
+def test_a_hostile_read_with_nan_or_a_lone_surrogate_is_backed_up_and_read_back(tmp_path: Path) -> None:
+    """NaN and a lone surrogate are not JSON, but a hostile REST read can hold them: the backup is still written
+    before the first write, and loads back with its digest intact (the fuzzer found the ValueError)."""
+    path = tmp_path / "backup.json"
+    rest = {"workersMax": float("nan"), "name": "\ud800 é", "idleTimeout": float("inf")}
+    write_backup(path, Backup(target="v1", created_at="x", entries=[BackupEntry(id="a", rest=rest, body={"n": 1})]))
+    (entry,) = load_backup(path).entries
+    assert entry.rest["name"] == "\ud800 é" and entry.rest["workersMax"] != entry.rest["workersMax"]

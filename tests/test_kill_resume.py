@@ -137,12 +137,25 @@ def test_torn_journal_line_is_skipped(tmp_path: Path) -> None:
 
 
 def test_a_second_run_on_the_same_state_dir_is_refused(tmp_path: Path) -> None:
-    """While one run holds the state directory, another is refused (exit 2) rather than racing it."""
+    """While one run holds the state directory, another (another thread: another run) is refused (exit 2)
+    rather than racing it; the same run entering it again (the lock taken before its live read) is not."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from bridge.errors import InputError
     from bridge.journal import StateLock
 
-    with StateLock(tmp_path), pytest.raises(InputError, match="another bridge run"), StateLock(tmp_path):
-        pass
+    def other_run() -> None:
+        with StateLock(tmp_path):
+            pass
+
+    with StateLock(tmp_path), ThreadPoolExecutor(1) as pool:
+        with pytest.raises(InputError, match="another bridge run") as info:
+            pool.submit(other_run).result()
+        assert info.value.exit_code == 2
+        with StateLock(tmp_path):  # the same run: nested, takes nothing
+            pass
+        with pytest.raises(InputError, match="another bridge run"):  # still held after the nested exit
+            pool.submit(other_run).result()
     with StateLock(tmp_path):  # released: usable again
         pass
 

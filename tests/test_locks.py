@@ -75,13 +75,42 @@ def test_a_killed_holder_frees_the_account(tmp_path: Path, holder: subprocess.Po
 
 
 def test_same_process_twice_is_refused(tmp_path: Path) -> None:
-    """Two locks of one account in one process (two sessions of a library user) also exclude each other."""
-    with (
-        AccountLock(KEY, URLS, home=tmp_path),
-        pytest.raises(InputError, match="same RunPod account"),
-        AccountLock(KEY, URLS, home=tmp_path),
-    ):
-        pass
+    """Two runs of one account in one process (two threads, or two asyncio tasks of a library user) also
+    exclude each other; the same run entering its lock again (taken before its live read) does not."""
+    import asyncio
+    from concurrent.futures import ThreadPoolExecutor
+
+    def other_run() -> None:
+        with AccountLock(KEY, URLS, home=tmp_path):
+            pass
+
+    with AccountLock(KEY, URLS, home=tmp_path), ThreadPoolExecutor(1) as pool:
+        with pytest.raises(InputError, match="same RunPod account"):
+            pool.submit(other_run).result()
+        with AccountLock(KEY, URLS, home=tmp_path):  # nested in the same run
+            pass
+        with pytest.raises(InputError, match="same RunPod account"):
+            pool.submit(other_run).result()
+
+    async def two_tasks() -> list[BaseException | None]:
+        started = asyncio.Event()
+
+        async def run(first: bool) -> None:
+            with AccountLock(KEY, URLS, home=tmp_path):
+                if first:
+                    started.set()
+                    await asyncio.sleep(0.05)
+                else:
+                    await started.wait()
+
+        async def second() -> None:
+            await started.wait()
+            await run(False)
+
+        return await asyncio.gather(run(True), second(), return_exceptions=True)  # type: ignore[return-value]
+
+    first, second = asyncio.run(two_tasks())
+    assert first is None and isinstance(second, InputError)
     with AccountLock(KEY, URLS, home=tmp_path):  # released
         pass
 

@@ -50,7 +50,7 @@ def test_migrate_without_consent_writes_nothing(tmp_path: Path) -> None:
         proc = run(emu, tmp_path, "migrate")
         assert proc.returncode == 2 and "--yes" in proc.stderr
         assert emu.write_counts() == {}
-        assert not (tmp_path / "bridge-state").exists()
+        assert not list((tmp_path / "bridge-state").glob("*.json*"))  # no backup, no journal: only the lock
 
 
 def test_migrate_dry_run(tmp_path: Path) -> None:
@@ -148,7 +148,7 @@ def test_run_migration_asks_before_writing_and_stops_when_refused(tmp_path: Path
         settings = Settings.resolve(environ={**emu.env, "RUNPOD_API_KEY": KEY})
         dry = run_migration(settings, confirm=refuse, state_dir=tmp_path / "state")
         assert dry.result is None and seen == [dry.plan]
-        assert emu.write_counts() == {} and not (tmp_path / "state").exists()
+        assert emu.write_counts() == {} and not list((tmp_path / "state").glob("*.json*"))
         done = run_migration(settings, confirm=lambda plan, notes: True, state_dir=tmp_path / "state")
         assert done.result is not None
         counts = done.result.counts()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+from pathlib import Path
 from urllib.parse import quote, quote_plus, unquote
 
 import pytest
@@ -153,3 +154,61 @@ def test_a_run_keeps_the_key_out_of_backup_and_journal(tmp_path: object) -> None
         text = path.read_text()
         assert not _leaks(text, key) and not _leaks(unquote(text), key), path
     assert REDACTED in result.backup_path.read_text()
+
+
+def test_scrubbed_json_stays_json() -> None:
+    """Scrubbing the text of a JSON document (a report, a snapshot) never cuts a quote or an escape: any piece
+    of a key holding quotes and backslashes, raw or escaped, anywhere in a string, leaves valid JSON."""
+    import random
+
+    key = 'rpa_W15+k/y"q\\z0123456789ABCDEFGHIJKLMNOP'
+    scrub = Scrubber([key])
+    rng = random.Random(7)
+    for _ in range(800):
+        a = rng.randrange(len(key))
+        b = rng.randrange(a, len(key) + 1)
+        doc = {"x": f"pre {key[a:b]} é", "y": [key, "q" + key[a:], key[:b]], key[a:b]: json.dumps(key)[a:b]}
+        for ensure_ascii in (True, False):
+            text = json.dumps(doc, ensure_ascii=ensure_ascii, indent=rng.choice([None, 2]))
+            out = json.loads(scrub(text))
+            assert key not in json.dumps(out, ensure_ascii=False)
+
+
+def test_secret_scope_reaches_files_and_cli_streams(tmp_path: Path) -> None:
+    """A key noted by Settings inside a scope is scrubbed from write_private and the CLI's streams, line by
+    line and across writes; outside the scope nothing is held back or changed."""
+    import io
+
+    from bridge.cli._scrub import ScrubbedStream
+    from bridge.config import Settings
+    from bridge.files import write_private
+    from bridge.redact import scope_secrets, secret_scope
+
+    key = KEYS[0]
+    sink = io.StringIO()
+    stream = ScrubbedStream(sink)  # type: ignore[arg-type]
+    stream.write("before any key\n")
+    assert sink.getvalue() == "before any key\n"  # nothing held back without a secret
+    with secret_scope():
+        Settings(api_key=key)
+        assert scope_secrets() == (key,)
+        stream.write(f"half {key[:15]}")
+        stream.write(f"{key[15:]} end\nnext {quote(key, safe='')}")
+        stream.flush()
+        write_private(tmp_path / "out.txt", f"a {key} b\n")
+    assert scope_secrets() == ()
+    assert not _leaks(sink.getvalue(), key) and not _leaks((tmp_path / "out.txt").read_text(), key)
+    assert sink.getvalue().count(REDACTED) == 2
+    Settings(api_key=key)  # outside a scope: nothing noted
+    write_private(tmp_path / "plain.txt", f"{key}\n")
+    assert (tmp_path / "plain.txt").read_text() == f"{key}\n"
+
+
+def test_scrubbed_stream_is_a_text_stream() -> None:
+    """Like any text stream it refuses bytes: click probes a stream with write(b"") to tell text from binary."""
+    import io
+
+    from bridge.cli._scrub import ScrubbedStream
+
+    with pytest.raises(TypeError):
+        ScrubbedStream(io.StringIO()).write(b"")  # type: ignore[arg-type]

@@ -350,6 +350,9 @@ def test_hostile_echoes_are_scrubbed(tmp_path: Path) -> None:
         }
         cwd = tmp_path / f"{status}-{kind}-{command[0]}-{debug}"
         cwd.mkdir()
+        # The cases run at once against shared servers: each is another user, or the account lock (which keeps
+        # runs on one account apart) would refuse all but one.
+        env["XDG_STATE_HOME"] = str(cwd / "user-state")
         (cwd / "exported").symlink_to(exported)
         proc = run(scan, cwd, env, *command, "--concurrency", "2", *(["--debug"] if debug else []))
         errors = [line for line in proc.stderr.splitlines() if line.startswith("bridge: error:")]

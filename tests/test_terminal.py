@@ -11,8 +11,8 @@ import pytest
 from click.testing import CliRunner
 from helpers import SAMPLE
 
-from bridge.apply import load_plan
 from bridge.cli import main
+from bridge.integrity import load_plan
 from bridge.models import Plan
 from bridge.report import render
 

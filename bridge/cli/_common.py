@@ -153,4 +153,6 @@ def handle_errors(func: F) -> F:
                 raise
             fail(f"unexpected {type(exc).__name__}: {exc} (run again with --debug for details)", 1)
 
-    return wrapper  # type: ignore[return-value]
+    from bridge.cli._scrub import scrubbed_output
+
+    return scrubbed_output(wrapper)  # type: ignore[return-value]  # every line printed is scrubbed of the key (one place, every command)

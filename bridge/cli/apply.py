@@ -28,6 +28,7 @@ from bridge.cli._progress import progress_shown
 
 if TYPE_CHECKING:
     from bridge.apply import ApplyResult
+    from bridge.config import Settings
     from bridge.journal import Backup
     from bridge.models import Plan, Target
 
@@ -39,7 +40,11 @@ STATE_DIR = click.option(
     help="Where the backup and the journal of each run are written.",
 )
 YES = click.option("--yes", "-y", is_flag=True, help="Write without asking (needed without a terminal).")
-FORCE = click.option("--force", is_flag=True, help="Write endpoints that changed since the plan was made.")
+FORCE = click.option(
+    "--force",
+    is_flag=True,
+    help="Write endpoints that changed since the file was made, and use a file edited since bridge wrote it.",
+)
 SHOW_ALL = click.option(
     "--show-all", is_flag=True, help=f"Before asking, list every endpoint to write, not only the first {50}."
 )
@@ -55,6 +60,14 @@ TARGET_OF_FILE = click.option(
 
 
 SHOWN = 50  # endpoints listed above the question without --show-all
+
+
+def _hold(settings: Settings, state_dir: str) -> Settings:
+    """Hold the account and the state directory until the command ends: a second run is refused before asking."""
+    from bridge.migrate import run_locks
+
+    click.get_current_context().with_resource(run_locks(settings, state_dir))
+    return settings
 
 
 def _finish(result: ApplyResult, fmt: str) -> NoReturn:
@@ -146,17 +159,17 @@ def apply(
     Each endpoint is re-read first: one already at its target is not written, one that changed since the
     plan was made is skipped as stale (--force writes it anyway). Every write is read back and compared.
     """
-    from bridge.apply import load_plan
     from bridge.errors import InputError
+    from bridge.integrity import load_plan
     from bridge.migrate import apply_plan_async
     from bridge.report import summary_line
 
-    plan = load_plan(plan_or_dir)
+    plan = load_plan(plan_or_dir, force=force)
     if target and target != plan.target:
         raise InputError(f"{plan_or_dir}: the plan was made for REST {plan.target}, not {target}: plan again")
     if plan.summary.update:
         require_consent_possible(yes)
-    settings = connection.settings()
+    settings = _hold(connection.settings(), state_dir)
     click.echo(f"bridge: plan {plan_or_dir}: {summary_line(plan)}", err=True)
     if any(ep.status == "update" and ep.fingerprint is None for ep in plan.endpoints):
         click.echo(
@@ -288,19 +301,19 @@ def rollback(
     backup (STATE_DIR/rollback-backup-*.json), so it can be undone in turn.
     """
     from bridge.errors import InputError
-    from bridge.journal import load_backup
+    from bridge.journal import load_backup, written_only
     from bridge.migrate import rollback_async
     from bridge.report import plural
 
     if last == (backup_file is not None):
         raise click.UsageError("give either a BACKUP_FILE or --last")
     path = backup_file if backup_file is not None else _last_backup(state_dir)
-    backup = load_backup(path)
+    backup = written_only(load_backup(path, force=force), force=force)  # what its run sent, nothing else
     if target and target != backup.target:
         raise InputError(f"{path}: the backup is of a REST {backup.target} run")
     if backup.entries:
         require_consent_possible(yes)
-    settings = connection.settings()
+    settings = _hold(connection.settings(), state_dir)
     click.echo(f"bridge: backup {path}: {plural(len(backup.entries), 'endpoint')}", err=True)
     if backup.entries and not yes:
         _ask_rollback(backup, show_all)
