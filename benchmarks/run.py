@@ -17,7 +17,9 @@ What it does, all in one run so that every ratio compares numbers measured side 
    (requests x latency / concurrency, the requests counted in the emulator's log), and against
    ``baseline_migrate.py``, the plain sequential httpx loop a user would write (read, update, read back);
 5. **rate limit**: the same migration of 500 endpoints against ``--rate-limit 50``: requests per second,
-   the share answered 429, failed endpoints.
+   the share answered 429, failed endpoints;
+6. **HTTP path**: CPU per request of bridge's ``Http`` against a bare aiohttp loop and a plain httpx loop doing
+   the same GETs in the same process (``http_path.py``), 20 ms latency, ``--concurrency 16``.
 
 After every live run the emulator's REST state is compared with every planned body. Exit code: 0 when
 every check passed and (full run) every target was met, 1 when a correctness check failed, 3 when a
@@ -47,7 +49,7 @@ import httpx
 HERE = Path(__file__).resolve().parent
 EPOCH = "1767225600"  # SOURCE_DATE_EPOCH: plans carry this time, so outputs compare byte for byte
 KEY = "bench-key"
-HEAVY = ("gql", "httpx", "pydantic")
+HEAVY = ("gql", "httpx", "pydantic", "aiohttp")
 
 
 def bridge_cmd() -> list[str]:
@@ -68,6 +70,7 @@ class Config:
     concurrency: int = 16
     limited_endpoints: int = 500
     rate_limit: int = 50
+    http_requests: int = 2_000
     quick: bool = False
 
     @classmethod
@@ -81,6 +84,7 @@ class Config:
             latency_ms=2.0,
             limited_endpoints=60,
             rate_limit=200,
+            http_requests=200,
             quick=True,
         )
 
@@ -121,6 +125,8 @@ def _fmt(value: float, unit: str) -> str:
         return f"{value:.3f} s" if value < 1 else f"{value:.2f} s"
     if unit == "MB":
         return f"{value:.0f} MB"
+    if unit == "ms":
+        return f"{value:.2f} ms"
     if unit == "us":
         return f"{value:.1f} µs"
     if unit == "%":
@@ -487,6 +493,45 @@ def rate_limited(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Ro
     ]
 
 
+def http_path(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Row]:
+    """CPU per request of bridge's ``Http`` against bare aiohttp and plain httpx, measured in one process."""
+    sys.path.insert(0, str(HERE))
+    import http_path as paths
+
+    with paths.emulator(cfg.latency_ms) as rest_url:
+        results = paths.measure(
+            rest_url,
+            paths.KEY,
+            requests=cfg.http_requests,
+            concurrency=cfg.concurrency,
+            latency_ms=cfg.latency_ms,
+            rounds=cfg.runs,
+            say=say,
+        )
+    by_name = {r.name: r for r in results}
+    floor = by_name["aiohttp"]
+    label = f"CPU per request, {cfg.http_requests:,} GETs, {cfg.latency_ms:g} ms, concurrency {cfg.concurrency}"
+    rows = [Row(f"{label}: bare aiohttp", "", floor.rounds_ms, "ms")]
+    for result in results:
+        if result is floor:
+            continue
+        ratio = result.cpu_ms_per_request / floor.cpu_ms_per_request
+        target = result.name == "bridge Http"
+        rows.append(
+            Row(
+                f"… {result.name}",
+                "≤ 2x bare aiohttp" if target else "",
+                result.rounds_ms,
+                "ms",
+                baseline=floor.rounds_ms,
+                ratio=ratio,
+                ratio_label="x aiohttp",
+                met=ratio <= 2 if target else None,
+            )
+        )
+    return rows
+
+
 # -- the run --------------------------------------------------------------------------------------
 
 
@@ -515,7 +560,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--quick", action="store_true", help="every scenario once on small accounts (smoke run)")
     parser.add_argument("--runs", type=int, help="runs per scenario (default 3, 1 with --quick)")
-    parser.add_argument("--only", action="append", choices=["plan", "startup", "live", "ratelimit"])
+    parser.add_argument("--only", action="append", choices=["plan", "startup", "live", "ratelimit", "http"])
     parser.add_argument("--work", type=Path, help="keep the accounts and outputs in this directory")
     parser.add_argument("--json", type=Path, help="also write the rows as JSON to this file")
     args = parser.parse_args(argv)
@@ -526,7 +571,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     def say(message: str) -> None:
         print(f"  {message}", file=sys.stderr, flush=True)
 
-    scenarios = {"plan": offline_plan, "startup": startup, "live": live, "ratelimit": rate_limited}
+    scenarios = {"plan": offline_plan, "startup": startup, "live": live, "ratelimit": rate_limited, "http": http_path}
     rows: list[Row] = []
     with contextlib.ExitStack() as stack:
         work = args.work or Path(stack.enter_context(tempfile.TemporaryDirectory(prefix="bridge-bench-")))

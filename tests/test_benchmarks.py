@@ -24,5 +24,5 @@ def test_quick_benchmark_run_checks_every_result(tmp_path: Path) -> None:
     assert done.returncode == 0, done.stderr[-2000:]
     assert "All correctness checks passed" in done.stdout
     assert "| scenario | target | median | min | max | baseline (median) | ratio | met |" in done.stdout
-    for scenario in ("offline plan", "start-up", "live migrate", "rate limit"):
+    for scenario in ("offline plan", "start-up", "live migrate", "rate limit", "CPU per request"):
         assert scenario in done.stdout

@@ -3,6 +3,12 @@
 Errors follow Apollo Server, which RunPod runs: a document that does not parse or validate is answered
 400 with ``{"errors": [{"message", "locations", "extensions": {"code": ...}}]}``; execution errors come
 back 200 beside ``data``. Introspection is refused, as in production.
+
+A complexity limit (``max_complexity``, off by default) refuses a document whose cost is too high, the way an
+Apollo server with graphql-query-complexity does: 400, ``GRAPHQL_VALIDATION_FAILED``, "The query exceeds the
+maximum complexity of N. Actual complexity is M". The cost is the simple estimator's: one per field selected,
+fragments expanded where they are spread, so an aliased batch of k endpoint reads costs about k times the
+fragment's fields.
 """
 
 from __future__ import annotations
@@ -15,10 +21,16 @@ from typing import Any
 
 from graphql import (
     DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
     GraphQLError,
     GraphQLObjectType,
     GraphQLResolveInfo,
     GraphQLSchema,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    SelectionSetNode,
     build_schema,
     execute_sync,
     parse,
@@ -30,7 +42,7 @@ from graphql.validation import NoSchemaIntrospectionCustomRule
 from bridge._resources import package_path
 from bridge.emulator.state import GRAPHQL_CAP, USER_ID, Account, is_cpu, template_of
 
-__all__ = ["GraphQLApi", "GraphQLReply"]
+__all__ = ["GraphQLApi", "GraphQLReply", "complexity"]
 
 GraphQLReply = tuple[int, dict[str, Any]]
 
@@ -134,11 +146,53 @@ def _formatted(errors: Iterable[GraphQLError], code: str) -> list[dict[str, Any]
     return out
 
 
+def complexity(document: DocumentNode, operation_name: str | None = None) -> int:
+    """The cost of the operation (named, else the largest): one per field selected, fragments expanded."""
+    fragments = {d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)}
+
+    def cost(selection_set: SelectionSetNode | None, seen: frozenset[str]) -> int:
+        total = 0
+        for selection in selection_set.selections if selection_set else ():
+            if isinstance(selection, FieldNode):
+                total += 1 + cost(selection.selection_set, seen)
+            elif isinstance(selection, InlineFragmentNode):
+                total += cost(selection.selection_set, seen)
+            elif isinstance(selection, FragmentSpreadNode):
+                name = selection.name.value
+                if name in fragments and name not in seen:  # a cycle does not validate anyway
+                    total += cost(fragments[name].selection_set, seen | {name})
+        return total
+
+    costs = [
+        cost(d.selection_set, frozenset())
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+        and (operation_name is None or (d.name is not None and d.name.value == operation_name))
+    ]
+    return max(costs, default=0)
+
+
+def too_complex_error(limit: int, actual: int) -> dict[str, Any]:
+    """The error an Apollo server with graphql-query-complexity answers for a document over its limit."""
+    return _error(
+        f"The query exceeds the maximum complexity of {limit}. Actual complexity is {actual}",
+        "GRAPHQL_VALIDATION_FAILED",
+    )
+
+
 class GraphQLApi:
     """Execute GraphQL requests; parsed and validated documents are cached by their text."""
 
-    def __init__(self, account: Account, *, drop_fields: Iterable[str] = (), introspection: bool = False) -> None:
+    def __init__(
+        self,
+        account: Account,
+        *,
+        drop_fields: Iterable[str] = (),
+        introspection: bool = False,
+        max_complexity: int | None = None,
+    ) -> None:
         self.account = account
+        self.max_complexity = max_complexity  # None: no limit
         self.schema = build(drop_fields)
         self._rules = tuple(specified_rules) + (() if introspection else (NoSchemaIntrospectionCustomRule,))
         self._cache: OrderedDict[str, tuple[DocumentNode | None, list[dict[str, Any]], int]] = OrderedDict()
@@ -167,8 +221,11 @@ class GraphQLApi:
                 self._cache.popitem(last=False)
         return prepared
 
-    def execute(self, request: Any) -> GraphQLReply:
-        """Run one request body (``{"query", "variables", "operationName"}``); return (status, JSON body)."""
+    def execute(self, request: Any, *, max_complexity: int | None = None) -> GraphQLReply:
+        """Run one request body (``{"query", "variables", "operationName"}``); return (status, JSON body).
+
+        ``max_complexity`` (else :attr:`max_complexity`) refuses a document that costs more with 400.
+        """
         if not isinstance(request, dict):
             return 400, {"errors": [_error("POST body must be a JSON object", "BAD_REQUEST")]}
         query = request.get("query")
@@ -183,6 +240,11 @@ class GraphQLApi:
         document, errors, status = self._prepare(query)
         if document is None:
             return status, {"errors": errors}
+        limit = max_complexity if max_complexity is not None else self.max_complexity
+        if limit is not None:
+            cost = complexity(document, operation)
+            if cost > limit:
+                return 400, {"errors": [too_complex_error(limit, cost)]}
         result = execute_sync(
             self.schema,
             document,
