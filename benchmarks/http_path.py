@@ -10,7 +10,7 @@ keep-alive connections, through each path:
 - ``aiohttp``: a bare ``aiohttp.ClientSession`` (the floor);
 - ``httpx``: a plain ``httpx.AsyncClient`` (httpcore's async pool);
 - ``httpx + httpx-aiohttp``: the same client with ``httpx_aiohttp.AiohttpTransport``;
-- ``bridge Http``: bridge's session today (``bridge.rest.Http.request`` and ``decode``: pacing, retries,
+- ``bridge Http``: bridge's session today (``bridge.http.Http.request`` and ``decode``: pacing, retries,
   counters, one httpcore pool per 16 requests in flight);
 - ``bridge Http + httpx-aiohttp``: the same session given an ``AiohttpTransport``.
 
@@ -151,7 +151,7 @@ class _Bridge:
 
     def __init__(self, key: str, concurrency: int, transport: Any = None) -> None:
         from bridge.config import Settings
-        from bridge.rest import Http
+        from bridge.http import Http
 
         self.http = Http(Settings(api_key=key, concurrency=concurrency), transport=transport)
 
@@ -179,7 +179,8 @@ def _direct_http(key: str, concurrency: int) -> Any:
     import httpx
 
     from bridge.config import Settings
-    from bridge.rest import DEADLINE_FACTOR, USER_AGENT, Http
+    from bridge.http import USER_AGENT, Http
+    from bridge.http.retry import DEADLINE_FACTOR
 
     class DirectHttp(Http):
         def __init__(self, settings: Settings, transport: httpx.AsyncBaseTransport) -> None:

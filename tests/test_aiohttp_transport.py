@@ -16,8 +16,8 @@ from bridge.aiohttp_transport import Transport, map_error
 from bridge.config import Settings
 from bridge.emulator import Emulator
 from bridge.emulator.faults import Faults
-from bridge.errors import ApiError
-from bridge.rest import Http, RetryPolicy, WriteOutcomeUnknown
+from bridge.errors import ApiError, WriteOutcomeUnknown
+from bridge.http import Http, RetryPolicy
 from tests.conftest import EMULATOR_KEY
 from tests.helpers import VirtualTime
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from bridge.emulator.faults import EXAMPLE_POLICY, FaultCounters, Faults, Window, parse_policy
-from bridge.rest import parse_rate_limit
+from bridge.http import parse_rate_limit
 
 
 class Clock:
