@@ -219,6 +219,9 @@ def test_backup_that_cannot_be_written_stops_before_any_write(tmp_path: Path) ->
     class Api:
         writes = 0
 
+        async def list_endpoints(self) -> list[dict[str, Any]]:
+            return [{"id": "ep1", "name": "old"}]
+
         async def get_endpoint(self, endpoint_id: str) -> dict[str, Any]:
             return {"id": endpoint_id, "name": "old"}
 
