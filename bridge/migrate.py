@@ -28,6 +28,7 @@ from bridge.http import Http, RetryPolicy
 from bridge.journal import Backup
 from bridge.models import Plan, Target
 from bridge.pipeline import make_plan, read_account_live
+from bridge.quota import QuotaWatch
 from bridge.rest import RestClient, open_rest
 from bridge.tables import Override
 from bridge.targets import get_target
@@ -75,10 +76,15 @@ async def run_migration_async(
     :class:`~bridge.errors.ConsentError`) to stop. Running again after an interruption finishes the rest.
     """
     async with Http(settings, policy=policy, transport=transport) as http:
+        quota = watch_quota(http)
         read_at = time.monotonic()  # the state is at least this fresh
         account = await read_account_live(http, mappings=mappings, endpoint_ids=endpoint_ids, target=target)
         plan = make_plan(account, target=target, keep_fb_suffix=keep_fb_suffix)
         migration = Migration(plan=plan, notes=list(account.notes))
+        # The writes, and the final read-back (as many list pages as the read took).
+        note = quota.estimate(plan.summary.update + max(1, http.counters.by_kind["list"])).note()
+        if plan.summary.update and note:
+            migration.notes.append(note)
         if not confirm(plan, migration.notes):
             return migration
         legacy = {ep.id: ep.model_dump(exclude_none=True) for ep in account.endpoints}
@@ -125,6 +131,18 @@ def run_migration(
             policy=policy,
         )
     )
+
+
+def watch_quota(http: Http) -> QuotaWatch:
+    """A :class:`~bridge.quota.QuotaWatch` fed the rate-limit headers of every answer ``http`` gets."""
+    watch = QuotaWatch()
+
+    async def observe(response: httpx.Response) -> None:
+        watch.observe(response.headers)
+
+    for client in getattr(http, "clients", ()):
+        client.event_hooks["response"].append(observe)
+    return watch
 
 
 async def apply_plan_async(

@@ -108,7 +108,7 @@ POINTS = [
     "write-before:1",  # right after the backup, before the first write
     "write-after:1",  # the first write landed, its outcome not journaled
     "write-after:9",  # mid-flight: writes and read-backs in progress
-    "verify:4",  # during verification
+    "verify:1",  # every write answered, before the run's final read-back
     "backup-partial",  # halfway through the backup file
     "backup-unrenamed",  # the backup complete but not yet in place
     "journal-torn:7",  # halfway through a journal line
@@ -123,7 +123,7 @@ def test_kill_then_resume(tmp_path: Path, point: str) -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("point", ["write-after:5", "verify:3", "backup-partial"])
+@pytest.mark.parametrize("point", ["write-after:5", "verify:1", "backup-partial"])
 def test_kill_then_resume_v2(tmp_path: Path, point: str) -> None:
     """The same on REST v2: SIGKILL, then a normal run finishes; nothing confirmed is written again."""
     kill_and_resume(tmp_path, point, target="v2")

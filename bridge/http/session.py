@@ -46,6 +46,7 @@ class Counters:
     retries: int = 0  # attempts made after a failed one
     failures: int = 0  # transport errors and 5xx answers
     by_status: Counter[int] = field(default_factory=Counter)
+    by_kind: Counter[str] = field(default_factory=Counter)  # requests sent: graphql, list, read, write
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as JSON data."""
@@ -55,6 +56,7 @@ class Counters:
             "retries": self.retries,
             "failures": self.failures,
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "by_kind": dict(sorted(self.by_kind.items())),
         }
 
 
@@ -150,6 +152,7 @@ class Http:
         params: Mapping[str, str] | None = None,
         write: bool = False,
         passthrough: Collection[int] = (),
+        kind: str | None = None,
     ) -> httpx.Response:
         """Send one request with the run's pacing and retry policy; return a 2xx (or ``passthrough``) answer.
 
@@ -157,13 +160,16 @@ class Http:
         attempts (429 answers have their own budget, ``policy.max_rate_limited``). Writes are retried only when
         they surely were not applied (409, 429, connection refused), up to ``policy.write_attempts``; a timeout,
         a dropped connection or a 5xx raises :class:`WriteOutcomeUnknown`. A TLS failure is never retried.
+        ``kind`` is what :attr:`Counters.by_kind` counts each attempt as (default: ``graphql``, ``write`` or ``read``).
         """
+        kind = kind or ("graphql" if api == "graphql" else "write" if write else "read")
         policy = self.policy
         attempts = policy.write_attempts if write else policy.read_attempts
         failures = 0  # failed attempts (transport errors, 5xx)
         limited = 0  # 429 answers
         where = f"{method} {url}"
         while True:
+            self.counters.by_kind[kind] += 1
             response, problem = await self._send(method, url, json_body, params)
             if problem is not None:
                 self.counters.failures += 1
