@@ -160,7 +160,8 @@ def test_leftover_temporary_backup_is_removed(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.skipif(not FULL, reason="the full kill sweep runs with BRIDGE_FULL=1")
 def test_kill_sweep(tmp_path: Path) -> None:
-    """Kill at every other request of a run, every write and read-back, journal lines in steps; v2 writes too."""
+    """Kill at every other request of a run, before and after every write, before the run's read-back, journal
+    lines in steps; v2 writes too."""
     probe = tmp_path / "probe"
     probe.mkdir()
     with Emulator(account(), api_key=KEY) as emu:
@@ -170,11 +171,11 @@ def test_kill_sweep(tmp_path: Path) -> None:
     points = [f"request:{n}" for n in range(1, total + 1, 2)]
     points += [f"write-before:{n}" for n in range(1, writes + 1)]
     points += [f"write-after:{n}" for n in range(1, writes + 1)]
-    points += [f"verify:{n}" for n in range(1, writes + 1)]
+    points += ["verify:1"]  # one list read-back verifies the whole run
     points += [f"journal-torn:{n}" for n in range(1, 2 * writes + 8, 3)]
     points += ["backup-partial", "backup-unrenamed"]
     cases = [(point, "v1") for point in points]
-    cases += [(f"{kind}:{n}", "v2") for kind in ("write-after", "verify") for n in range(1, writes + 1, 2)]
+    cases += [(f"write-after:{n}", "v2") for n in range(1, writes + 1, 2)] + [("verify:1", "v2")]
     survived = 0
     for index, (point, target) in enumerate(cases):
         case = tmp_path / f"case{index}"
