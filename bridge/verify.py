@@ -80,11 +80,18 @@ async def read_back(
                 )
             still = set(unshown_fields(item.body, normalized))
             outcome.unverified = [name for name in outcome.unverified if name in still]
-        if outcome.unverified and outcome.status == "updated":
+        if outcome.status == "failed":  # the outcome changed: journaled as such
+            journal.record("outcome", endpoint=item.id, status="failed", detail=outcome.detail, writes=outcome.writes)
+        elif outcome.unverified:
             outcome.detail += f"; unverified: {', '.join(outcome.unverified)} (neither the answer nor a read shows it)"
-        journal.record(
-            "verify", endpoint=item.id, status=outcome.status, detail=outcome.detail, unverified=outcome.unverified
-        )
+    # One line (one fsync) for the whole read-back, not one per endpoint.
+    journal.record(
+        "verify",
+        endpoints=len(updated),
+        read_back=bool(listed),
+        failed=[item.id for item, o in updated if o.status == "failed"],
+        unverified={item.id: o.unverified for item, o in updated if o.status == "updated" and o.unverified},
+    )
     unverified = sorted({name for _, o in updated if o.status == "updated" for name in o.unverified})
     if unverified:
         count = sum(1 for _, o in updated if o.status == "updated" and o.unverified)

@@ -117,6 +117,18 @@ def test_endpoint_filter_reads_only_those(make_emulator: MakeEmulator) -> None:
     assert not any(r["path"].endswith("/endpoints") for r in emu.requests)  # no list was read
 
 
+def test_many_selected_endpoints_take_their_state_from_the_list(make_emulator: MakeEmulator) -> None:
+    """More than a few --endpoint ids: one aliased GraphQL read and one REST list, not a read per endpoint."""
+    doc = generate_account(450, seed=9)
+    emu = make_emulator(doc)
+    wanted = ids_of(doc)[100:130]
+    account = live(emu, endpoint_ids=wanted)
+    assert sorted(e.id for e in account.endpoints) == sorted(wanted)
+    assert account.rest_state is not None and sorted(account.rest_state) == sorted(wanted)
+    assert rest_reads(emu) == 0 and single_reads(emu) == 0 and batch_reads(emu) == 1
+    assert sum(1 for r in emu.requests if r["path"] == "/v1/endpoints") == 1
+
+
 def test_unknown_endpoint_filter_is_an_input_error(emulator: Emulator) -> None:
     """An --endpoint id the account lacks is an input error naming it."""
     with pytest.raises(InputError, match="--endpoint nope0000000000: the account has no such endpoint"):
