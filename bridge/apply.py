@@ -2,12 +2,16 @@
 
 Every REST update triggers a rolling release on RunPod, and RunPod has no idempotency keys, so the engine:
 
-- re-reads each endpoint first: one already at its target is ``unchanged`` and never written; one whose
-  state no longer matches the plan's fingerprint is ``stale`` and skipped (unless ``force``);
+- takes each endpoint's current state from the state the plan was made against when that is younger than
+  :data:`FRESH_SECONDS`, else from one re-read of the endpoint list (not one read per endpoint): one already at
+  its target is ``unchanged`` and never written; one whose state no longer matches the plan's fingerprint is
+  ``stale`` and skipped (unless ``force``);
 - saves a backup of every endpoint it is about to write before the first write;
-- writes each body, then reads the endpoint back and compares (a 200 alone is not trusted);
-- after a write whose outcome is unknown (timeout, dropped connection, 5xx) re-reads before any retry, and
-  counts the endpoint done if it already matches; at most :data:`WRITE_ATTEMPTS` writes per endpoint;
+- writes each body and verifies it from the write's own answer when that carries the endpoint (v1 update and
+  v2 PATCH answer with it), then verifies the whole run with one final list read-back, which also catches a
+  server that changes an endpoint after answering; a body field neither shows is named as unverified;
+- after a write whose outcome is unknown (timeout, dropped connection, 5xx) re-reads that endpoint before any
+  retry, and counts it done if it already matches; at most :data:`WRITE_ATTEMPTS` writes per endpoint;
 - records every attempt and outcome in the journal, fsync'd line by line;
 - stops the whole run on a rejected key, a retired API, a failed TLS handshake or a wait longer than
   the server may ask for (errors whose ``stops_run`` is true).
@@ -20,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import random
+import time
 from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -35,8 +40,10 @@ from bridge.progress import counted
 from bridge.progress import phase as progress_phase
 from bridge.targets import RestTarget
 from bridge.targets.base import diff, fingerprint
+from bridge.verify import mismatch, read_back, unshown_fields
 
 __all__ = [
+    "FRESH_SECONDS",
     "WRITE_ATTEMPTS",
     "ApplyResult",
     "EndpointApi",
@@ -48,12 +55,18 @@ __all__ = [
 ]
 
 WRITE_ATTEMPTS = 3
+# State read longer ago than this is read again (one list read) before the first write.
+FRESH_SECONDS = 30.0
 
 OutcomeStatus = Literal["updated", "unchanged", "blocked", "stale", "failed", "not-attempted"]
 
 
 class EndpointApi(Protocol):
-    """The two calls the engine needs from a REST client (see :mod:`bridge.rest`)."""
+    """The calls the engine needs from a REST client (see :mod:`bridge.rest`)."""
+
+    async def list_endpoints(self) -> list[dict[str, Any]]:
+        """Read every endpoint's REST state (the whole list, every page)."""
+        ...
 
     async def get_endpoint(self, endpoint_id: str) -> dict[str, Any]:
         """Read one endpoint's REST state."""
@@ -84,6 +97,7 @@ class Outcome:
     status: OutcomeStatus
     detail: str = ""
     writes: int = 0
+    unverified: list[str] = field(default_factory=list)  # body fields no answer or read has shown yet
 
 
 @dataclass
@@ -202,24 +216,24 @@ class _Run:
         return outcome
 
     def _mismatch(self, body: Mapping[str, Any], normalized: Mapping[str, Any]) -> list[str]:
-        """Fields of ``body`` the normalized REST read differs in (a read showing none of them differs in all)."""
-        if body and not any(key in normalized for key in body):
-            # Fields a read leaves out are skipped; a read that shows none of them proves nothing.
-            return [f"{', '.join(body)} (the read shows none of them)"]
-        return [c.field for c in diff(body, normalized, self.target.set_fields)]
+        return mismatch(self.target, body, normalized)
 
-    async def check(self, item: WorkItem) -> tuple[WorkItem, dict[str, Any] | Outcome]:
-        """Re-read an endpoint and decide: already done, stale, or to be written (with its state)."""
-        async with self.gate:
-            if self.stopped:  # checked once a slot is held, as in write()
-                return item, Outcome(item.id, item.name, "not-attempted", "the run stopped: " + self.stopped)
-            try:
-                state = await self.api.get_endpoint(item.id)
-            except ApiError as exc:
-                if exc.stops_run:
-                    self._stop(exc)
-                    return item, self._done(Outcome(item.id, item.name, "not-attempted", str(exc)))
-                return item, self._done(Outcome(item.id, item.name, "failed", _read_failed(exc)))
+    async def check(
+        self, item: WorkItem, known: dict[str, Any] | None = None
+    ) -> tuple[WorkItem, dict[str, Any] | Outcome]:
+        """Decide from the endpoint's current state (``known``, else one read): done, stale, or to be written."""
+        state = known
+        if state is None:
+            async with self.gate:
+                if self.stopped:  # checked once a slot is held, as in write()
+                    return item, Outcome(item.id, item.name, "not-attempted", "the run stopped: " + self.stopped)
+                try:
+                    state = await self.api.get_endpoint(item.id)
+                except ApiError as exc:
+                    if exc.stops_run:
+                        self._stop(exc)
+                        return item, self._done(Outcome(item.id, item.name, "not-attempted", str(exc)))
+                    return item, self._done(Outcome(item.id, item.name, "failed", _read_failed(exc)))
         normalized = self.target.normalize_state(state)
         if item.body and not any(key in normalized for key in item.body):
             detail = f"could not read it: the REST read shows none of the fields to write ({', '.join(item.body)})"
@@ -241,7 +255,8 @@ class _Run:
         return item, state
 
     async def write(self, item: WorkItem) -> Outcome:
-        """Write one endpoint, retrying only when safe, and verify it by reading it back."""
+        """Write one endpoint, retrying only when safe; verify it from the answer, or by a read after an unknown
+        outcome. Fields the answer does not show are left to the run's final read-back (:meth:`read_back`)."""
         writes = 0
         last = ""
         while writes < WRITE_ATTEMPTS:
@@ -255,8 +270,7 @@ class _Run:
                 # fsync their "attempt" lines long before sending anything, and hold the loop while doing it.
                 self.journal.record("attempt", endpoint=item.id, attempt=writes, body=item.body)
                 try:
-                    await self.api.send_update(item.id, item.body)
-                    unknown = False
+                    answer = await self.api.send_update(item.id, item.body)
                 except ApiError as exc:
                     if exc.stops_run:
                         self._stop(exc)
@@ -264,9 +278,19 @@ class _Run:
                     if not _outcome_unknown(exc):
                         detail = _gone(exc) if exc.status == 404 else str(exc)
                         return self._done(Outcome(item.id, item.name, "failed", detail, writes))
-                    unknown, last = True, str(exc)
+                    last = str(exc)
                     self.journal.record("outcome-unknown", endpoint=item.id, attempt=writes, error=last)
-                try:
+                else:
+                    # The answer counts only when it is this endpoint: anything else proves nothing.
+                    shown = self.target.normalize_state(answer) if answer.get("id") == item.id else {}
+                    differs = [c.field for c in diff(item.body, shown, self.target.set_fields)]
+                    if differs:
+                        detail = f"the write's answer differs in: {', '.join(differs)}"
+                        return self._done(Outcome(item.id, item.name, "failed", detail, writes))
+                    unshown = unshown_fields(item.body, shown)
+                    detail = "verified from the answer" if shown else "written (the answer does not show it)"
+                    return self._done(Outcome(item.id, item.name, "updated", detail, writes, unshown))
+                try:  # the write may or may not have been applied: read before writing again
                     state = await self.api.get_endpoint(item.id)
                 except ApiError as exc:
                     if exc.stops_run:
@@ -274,16 +298,34 @@ class _Run:
                     return self._done(
                         Outcome(item.id, item.name, "failed", f"written, but the read-back failed: {exc}", writes)
                     )
-            mismatch = self._mismatch(item.body, self.target.normalize_state(state))
-            if not mismatch:
-                detail = "verified" if not unknown else "verified after an unknown write outcome"
-                return self._done(Outcome(item.id, item.name, "updated", detail, writes))
-            if not unknown:
-                return self._done(
-                    Outcome(item.id, item.name, "failed", f"read back differs in: {', '.join(mismatch)}", writes)
-                )
+            normalized = self.target.normalize_state(state)
+            if not self._mismatch(item.body, normalized):
+                unshown = unshown_fields(item.body, normalized)
+                detail = "verified after an unknown write outcome"
+                return self._done(Outcome(item.id, item.name, "updated", detail, writes, unshown))
             await self.sleep(random.uniform(0, min(20.0, 0.5 * 2**writes)))
         return self._done(Outcome(item.id, item.name, "failed", f"gave up after {writes} writes: {last}", writes))
+
+    async def states(
+        self, items: Sequence[WorkItem], known: Mapping[str, Mapping[str, Any]] | None, notes: list[str]
+    ) -> dict[str, dict[str, Any]]:
+        """The current state of ``items``: ``known`` when given (fresh), else one read of the endpoint list.
+
+        Endpoints the list lacks are left out (the caller reads those one by one: the list may lag behind).
+        """
+        if known is not None:
+            return {item.id: dict(known[item.id]) for item in items if item.id in known}
+        if not items:
+            return {}
+        try:
+            listed = await self.api.list_endpoints()
+        except ApiError as exc:
+            if exc.stops_run:
+                self._stop(exc)
+                return {}
+            notes.append(f"could not read the endpoint list ({exc}): read each endpoint instead")
+            return {}
+        return {row["id"]: row for row in listed if isinstance(row.get("id"), str)}
 
 
 @contextmanager
@@ -327,8 +369,16 @@ async def run_items(
     now: Callable[[], datetime] = lambda: datetime.now(timezone.utc),
     sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     progress: Callable[[Outcome], None] | None = None,
+    state: Mapping[str, Mapping[str, Any]] | None = None,
+    state_read_at: float | None = None,
+    clock: Callable[[], float] = time.monotonic,
 ) -> ApplyResult:
-    """Bring every item to its body. ``known``: outcomes decided without requests (blocked, unchanged)."""
+    """Bring every item to its body. ``known``: outcomes decided without requests (blocked, unchanged).
+
+    ``state``: the REST state the plan was made against, by id, read at ``state_read_at`` (``clock`` time);
+    used as the endpoints' current state while it is younger than :data:`FRESH_SECONDS`, else the endpoint
+    list is read again (once, not once per endpoint).
+    """
     state_dir = Path(state_dir)
     with StateLock(state_dir):  # one run per state directory; clears what a killed run left
         stamp = _stamp(now())
@@ -339,8 +389,11 @@ async def run_items(
             for outcome in known:
                 journal.record("outcome", endpoint=outcome.id, status=outcome.status, detail=outcome.detail, writes=0)
             run = _Run(api, target, journal, concurrency=concurrency, force=force, sleep=sleep, progress=progress)
+            fresh = state is not None and state_read_at is not None and clock() - state_read_at <= FRESH_SECONDS
             progress_phase("checking endpoints", len(items))
-            checked = await asyncio.gather(*(counted(run.check(item)) for item in items))
+            current = await run.states(items, state if fresh else None, result.notes)
+            journal.record("state", source="plan" if fresh else "list", endpoints=len(current))
+            checked = await asyncio.gather(*(counted(run.check(item, current.get(item.id))) for item in items))
             outcomes = {o.id: o for _, o in checked if isinstance(o, Outcome)}
             to_write = [(item, state) for item, state in checked if not isinstance(state, Outcome)]
             if to_write and not run.stopped:
@@ -366,7 +419,14 @@ async def run_items(
                     ) from None
                 journal.record("backup", path=str(result.backup_path), endpoints=len(to_write))
                 progress_phase("writing", len(to_write))
-                for outcome in await asyncio.gather(*(counted(run.write(item)) for item, _ in to_write)):
+                written = await asyncio.gather(*(counted(run.write(item)) for item, _ in to_write))
+                checked_writes = [(item, o) for (item, _), o in zip(to_write, written, strict=True)]
+                if not run.stopped:  # a stopped run sends nothing more
+                    progress_phase("verifying")
+                    await read_back(api, target, journal, checked_writes, result.notes)
+                elif any(o.status == "updated" for o in written):
+                    result.notes.append("the run stopped: its writes were verified from their answers only")
+                for outcome in written:
                     outcomes[outcome.id] = outcome
             else:
                 for item, _ in to_write:

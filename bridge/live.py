@@ -33,6 +33,8 @@ from bridge.source import GraphQLSource
 __all__ = ["LiveAccount", "read_live", "read_live_account", "snapshot_document"]
 
 Progress = Callable[[str], None]
+# Up to this many --endpoint ids, their REST state is read one by one; more, from the endpoint list.
+SELECTED_READS = 4
 
 
 @dataclass
@@ -177,7 +179,14 @@ async def _read_selected(
     ids = list(dict.fromkeys(endpoint_ids))
     legacy_task = asyncio.ensure_future(source.get_endpoints(ids))
     try:
-        state, findings = await _read_states(rest, ids) if with_rest_state else ({}, {})
+        state: dict[str, dict[str, Any]] = {}
+        findings: dict[str, list[Finding]] = {}
+        if with_rest_state:
+            if len(ids) > SELECTED_READS:  # many: the list costs fewer requests than one read each
+                wanted = set(ids)
+                state = {item["id"]: item for item in await rest.list_endpoints() if item["id"] in wanted}
+            more, findings = await _read_states(rest, [i for i in ids if i not in state])
+            state.update(more)
         legacy = await legacy_task
     except BaseException:
         legacy_task.cancel()

@@ -13,6 +13,7 @@ backs up, writes, verifies and journals each endpoint, is :mod:`bridge.apply`.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -29,6 +30,7 @@ from bridge.journal import Backup, StateLock, written_only
 from bridge.locks import AccountLock
 from bridge.models import Plan, Target
 from bridge.pipeline import make_plan, read_account_live
+from bridge.quota import estimate
 from bridge.rest import RestClient, open_rest
 from bridge.tables import Override
 from bridge.targets import get_target
@@ -131,14 +133,28 @@ async def _migrate(
     policy: RetryPolicy | None,
 ) -> Migration:
     async with Http(settings, policy=policy, transport=transport) as http:
+        read_at = time.monotonic()  # the state is at least this fresh
         account = await read_account_live(http, mappings=mappings, endpoint_ids=endpoint_ids, target=target)
         plan = make_plan(account, target=target, keep_fb_suffix=keep_fb_suffix)
         migration = Migration(plan=plan, notes=list(account.notes))
+        # The writes, and the final read-back (as many list pages as the read took).
+        note = estimate(http.quota_status(), plan.summary.update + max(1, http.counters.by_kind["list"])).note()
+        if plan.summary.update and note:
+            migration.notes.append(note)
         if not confirm(plan, migration.notes):
             return migration
         legacy = {ep.id: ep.model_dump(exclude_none=True) for ep in account.endpoints}
+        # The state the plan was made against is the writes' starting point while it is fresh (no re-read).
         migration.result = await apply_plan_async(
-            plan, settings, state_dir=state_dir, legacy=legacy, progress=progress, kind="migrate", http=http
+            plan,
+            settings,
+            state_dir=state_dir,
+            legacy=legacy,
+            progress=progress,
+            kind="migrate",
+            http=http,
+            state=account.rest_state,
+            state_read_at=read_at,
         )
         return migration
 
@@ -185,11 +201,15 @@ async def apply_plan_async(
     transport: httpx.AsyncBaseTransport | None = None,
     policy: RetryPolicy | None = None,
     http: Http | None = None,
+    state: Mapping[str, Mapping[str, Any]] | None = None,
+    state_read_at: float | None = None,
 ) -> ApplyResult:
     """Send the plan's ``update`` bodies with ``settings`` (a :class:`bridge.config.Settings`).
 
     ``http``: an open :class:`bridge.http.Http` to send them over (the session that read the account, so
     that the writes keep the pacing the reads learned); without one, a session is opened for the run.
+    ``state``: the REST state the plan was made against, read at ``state_read_at`` (``time.monotonic()``):
+    the starting point while it is fresh, else the endpoint list is read again before the first write.
     """
     items, known = items_from_plan(plan)
     session = (
@@ -211,6 +231,8 @@ async def apply_plan_async(
                 secrets=[settings.api_key],
                 kind=kind,
                 progress=progress,
+                state=state,
+                state_read_at=state_read_at,
             )
 
 

@@ -44,15 +44,15 @@ class RestClient:
         """The URL of one endpoint in this target."""
         return f"{self._base}/{self.target.read_path(quote(endpoint_id, safe=''))}"
 
-    async def _get(self, url: str, params: Mapping[str, str] | None = None) -> Any:
-        response = await self.http.request("GET", url, api=self.target.name, params=params)
+    async def _get(self, url: str, params: Mapping[str, str] | None = None, kind: str = "read") -> Any:
+        response = await self.http.request("GET", url, api=self.target.name, params=params, kind=kind)
         return self.http.decode("GET", str(response.request.url), response)
 
     async def list_endpoints(self) -> list[dict[str, Any]]:
         """Every endpoint of the account as this target reads it (a paged list is followed to its last page)."""
         url = f"{self._base}/{self.target.list_path()}"
         if not self.target.paged:
-            doc = await self._get(url)
+            doc = await self._get(url, kind="list")
             items = doc.get("endpoints") if isinstance(doc, Mapping) else doc
             return self._endpoint_list(items, f"GET {url}")
         endpoints: list[dict[str, Any]] = []
@@ -60,7 +60,7 @@ class RestClient:
         seen: set[str] = set()
         while True:
             params = {"cursor": cursor} if cursor else None
-            response = await self.http.request("GET", url, api=self.target.name, params=params)
+            response = await self.http.request("GET", url, api=self.target.name, params=params, kind="list")
             doc = self.http.decode("GET", url, response)
             if not isinstance(doc, Mapping):
                 raise self.http.fail(

@@ -6,8 +6,9 @@ Production has introspection off, so the queries are the fixed documents shipped
 and typed errors as REST.
 
 - ``myself { endpoints }`` stops at :data:`ENDPOINTS_CAP` rows with no paging: :meth:`GraphQLSource.read_endpoints`
-  asks for the REST list of endpoint ids when it gets that many (or whenever it is given one) and reads
-  each missing endpoint with ``myself { endpoint(id:) }``, concurrently within the run's bound.
+  asks for the REST list of endpoint ids when it gets that many (or whenever it is given one) and reads the
+  missing endpoints many per request, with aliases (:mod:`bridge.batch_reads`): a document RunPod refuses as
+  too complex is split, and the smaller size is kept for the rest of the read.
 - Schema drift: when the server rejects an optional field (``Cannot query field "X" on type "Endpoint"``),
   the field is dropped from the fragment, the query is sent again, and a note says so once.
   :data:`REQUIRED_FIELDS` cannot be dropped: their absence is an error.
@@ -26,9 +27,10 @@ from gql.transport.httpx import HTTPXAsyncTransport
 from graphql import DocumentNode, ExecutionResult, FieldNode, FragmentDefinitionNode, parse, print_ast
 
 from bridge._resources import package_path
+from bridge.batch_reads import DEFAULT_BATCH, OPERATION, BatchError, Rebuild, is_too_complex, read_batched
 from bridge.errors import ApiError, AuthError
-from bridge.http import Http, gather_all, is_html
-from bridge.progress import counted
+from bridge.http import Http, is_html
+from bridge.progress import advance as progress_advance
 from bridge.progress import phase as progress_phase
 from bridge.tables import member_problem, pool_id_problem
 
@@ -174,6 +176,9 @@ class GraphQLSource:
         self._client = Client(transport=self._transport, fetch_schema_from_transport=False, execute_timeout=None)
         self._documents: dict[str, DocumentNode] = {}
         self._session: Any = None
+        self.batch_size = DEFAULT_BATCH  # endpoints per aliased read; shrinks for the run when RunPod refuses one
+        self.batch_requests = 0  # aliased documents sent, refused ones included
+        self._shrink_noted = False
 
     async def __aenter__(self) -> GraphQLSource:
         self._session = await self._client.connect_async()  # type: ignore[no-untyped-call]
@@ -283,11 +288,66 @@ class GraphQLSource:
         return rows[0]
 
     async def get_endpoints(self, endpoint_ids: Sequence[str]) -> dict[str, dict[str, Any] | None]:
-        """Read several endpoints by id, concurrently within the run's bound."""
+        """Read several endpoints by id, many per request (aliased batches), concurrently within the run's bound.
+
+        One id is read with the plain ``Endpoint`` query. A batch refused as too complex is split (down to one
+        endpoint per document); a field the server rejects is dropped and the batch sent again, as in every query.
+        """
         ids = list(dict.fromkeys(endpoint_ids))
         progress_phase("reading endpoints", len(ids))
-        rows = await gather_all(counted(self.get_endpoint(i)) for i in ids)
-        return dict(zip(ids, rows, strict=True))
+        if len(ids) <= 1:
+            return {i: await self.get_endpoint(i) for i in ids}
+        try:
+            batch = await read_batched(ids, self._send_batch, fragment=self.fragment.text, size=self.batch_size)
+        except BatchError as exc:
+            if exc.errors:
+                raise self._query_error(OPERATION, exc.errors, str(exc)) from None
+            raise self.http.fail(ApiError(f"POST {self.url}: {exc}")) from None
+        self.batch_size = batch.size
+        self.batch_requests += batch.requests
+        if batch.shrunk and not self._shrink_noted:
+            self._shrink_noted = True
+            self.notes.append(
+                f"the GraphQL API refused {batch.refused} batched read(s) as too complex: "
+                f"read {batch.size} endpoint(s) per request instead"
+            )
+        return batch.records
+
+    async def _send_batch(self, document: str, variables: dict[str, str]) -> Mapping[str, Any]:
+        """Send one aliased batch; drift drops the field (then :class:`Rebuild`), rate-limit errors are retried."""
+        payload = {"query": document, "variables": variables, "operationName": OPERATION}
+        attempt = 0
+        while True:
+            response = await self.http.request("POST", self.url, api="graphql", json_body=payload, passthrough=(400,))
+            if response.status_code == 400 and is_html(response):
+                raise self.http.error_for("POST", self.url, response, "graphql")
+            doc = self.http.decode("POST", self.url, response)
+            if not isinstance(doc, Mapping):
+                status = response.status_code
+                raise self.http.fail(ApiError(f"POST {self.url}: HTTP {status}: not a GraphQL answer", status=status))
+            raw = doc.get("errors")
+            errors = (
+                [e if isinstance(e, Mapping) else {"message": str(e)} for e in raw] if isinstance(raw, list) else []
+            )
+            if raw and not errors:
+                errors = [{"message": str(raw)}]
+            if not errors:
+                data = doc.get("data")
+                if not isinstance(data, Mapping):
+                    raise self.http.fail(ApiError(f"POST {self.url}: query {OPERATION}: the answer has no data"))
+                self._myself(data, OPERATION)
+                progress_advance(len(variables))
+                return doc
+            if is_too_complex(errors):
+                return doc  # read_batched splits the batch
+            if self._drop_rejected(errors, OPERATION):
+                raise Rebuild
+            attempt += 1
+            if self._retryable(errors) and attempt < self.http.policy.read_attempts:
+                self.http.counters.retries += 1
+                await self.http.policy.sleep(self.http.policy.backoff(attempt))
+                continue
+            raise self._query_error(OPERATION, errors, "the batched read failed")
 
     async def read_endpoints(
         self, rest_ids: Callable[[], Awaitable[Sequence[str]]] | None = None, *, always_list: bool = False
@@ -295,7 +355,8 @@ class GraphQLSource:
         """Every endpoint of the account, past the :data:`ENDPOINTS_CAP` rows of ``myself { endpoints }``.
 
         ``rest_ids`` lists the account's endpoint ids through REST; it is called when the GraphQL list is
-        full (or always, with ``always_list``), and the endpoints it names that the list lacks are read one by one.
+        full (or always, with ``always_list``), and the endpoints it names that the list lacks are read by id in
+        aliased batches.
         """
         progress_phase("reading endpoints")
         rows = await self.list_endpoints()

@@ -6,7 +6,8 @@ bridge itself) and kills its own process with SIGKILL, which nothing can catch o
 - ``request:N``        as the Nth HTTP request (any API) is about to be sent
 - ``write-before:N``   as the Nth REST write is about to be sent (not applied)
 - ``write-after:N``    right after the Nth REST write was answered (applied, outcome not yet journaled)
-- ``verify:N``         as the Nth read-back of a written endpoint is about to be sent
+- ``verify:N``         as the Nth read after a write is about to be sent (the run's final list read-back, or
+                       the re-read of a written endpoint)
 - ``backup-partial``   halfway through writing the backup's bytes to its temporary file
 - ``backup-unrenamed`` after the backup's temporary file is complete, before it is renamed into place
 - ``journal-torn:N``   halfway through writing the Nth journal line (a torn last line)
@@ -50,7 +51,7 @@ def install(point: str) -> None:
     elif name in ("write-before", "write-after", "verify"):
         from bridge.rest import RestClient
 
-        update, get = RestClient.send_update, RestClient.get_endpoint
+        update, get, listing = RestClient.send_update, RestClient.get_endpoint, RestClient.list_endpoints
         written: set[str] = set()
 
         async def update_hook(self: Any, endpoint_id: str, body: Any) -> Any:
@@ -67,8 +68,14 @@ def install(point: str) -> None:
                 die()
             return await get(self, endpoint_id)
 
+        async def list_hook(self: Any) -> Any:
+            if name == "verify" and written and hit():
+                die()
+            return await listing(self)
+
         RestClient.send_update = update_hook  # type: ignore[method-assign]
         RestClient.get_endpoint = get_hook  # type: ignore[method-assign]
+        RestClient.list_endpoints = list_hook  # type: ignore[method-assign]
     elif name in ("backup-partial", "backup-unrenamed"):
         import bridge.files
 

@@ -36,8 +36,15 @@ from bridge.targets import V1, get_target
 KEY = "test-key-ANSWERS-0123456789"
 SETTINGS = offline_settings(KEY, concurrency=1)
 BAD, GOOD = "epbad000000001", "epgood00000002"
+LIST = "(list)"  # the log's name for a GET of the endpoint list
 BODY = {"name": "after"}
 BEFORE = {"name": "before"}
+
+
+def touching(ep: str) -> tuple[str, ...]:
+    """The log names of requests that touch ``ep``: the state before the writes and the run's final read-back
+    come from the endpoint list, which holds BAD and answers BAD's case."""
+    return (ep, LIST) if ep == BAD else (ep,)
 
 
 class Server:
@@ -53,20 +60,25 @@ class Server:
 
     def __call__(self, request: httpx.Request) -> httpx.Response:
         parts = request.url.path.split("/")
-        ep = parts[3] if len(parts) > 3 else ""
+        ep = parts[3] if len(parts) > 3 else LIST
         op = "read" if request.method == "GET" else "write"
         self.log.append((request.method, ep))
-        if ep == BAD and op == self.on and (self.times is None or self.times > 0):
+        # The endpoint list holds BAD: a read answer under test is the list's answer too.
+        if ep in (BAD, LIST) and op == self.on and (self.times is None or self.times > 0):
             if self.times is not None:
                 self.times -= 1
             return self.answer(request)
+        if ep == LIST:
+            items = list(self.state.values())
+            return httpx.Response(200, json=items if parts[1] == "v1" else {"endpoints": items})
         if op == "write":
             self.state[ep].update(json.loads(request.content))
             self.applied[ep] += 1
         return httpx.Response(200, json=self.state[ep])
 
     def requests(self, ep: str, method: str | None = None) -> int:
-        return sum(1 for m, e in self.log if e == ep and (method is None or m == method))
+        """Requests that touched ``ep``: its own, and for BAD (the endpoint under test) the list reads too."""
+        return sum(1 for m, e in self.log if e in touching(ep) and (method is None or m == method))
 
 
 def engine(server: Server, tmp_path: Path, target: str = "v1") -> tuple[ApplyResult, VirtualTime]:
@@ -153,7 +165,8 @@ def test_404_says_the_endpoint_was_deleted(tmp_path: Path, on: str) -> None:
     result, _ = engine(server, tmp_path)
     bad = outcome(result, BAD)
     assert bad.status == "failed" and "no longer exists" in bad.detail and "404" in bad.detail
-    assert server.requests(BAD, "GET") == 1
+    # A read: the list (404), BAD's own read (404), the final list (404). A write: the list, the final list.
+    assert server.requests(BAD, "GET") == (3 if on == "read" else 2)
     assert outcome(result, GOOD).status == "updated" and result.exit_code == 1
     check_common(result)
 
@@ -276,7 +289,10 @@ def test_5xx_reads_give_up_after_five(tmp_path: Path, code: int) -> None:
     result, _ = engine(server, tmp_path)
     bad = outcome(result, BAD)
     assert bad.status == "failed" and f"HTTP {code}" in bad.detail and "gave up after 5 attempts" in bad.detail
-    assert server.requests(BAD, "GET") == 5 and server.applied[BAD] == 0
+    # 5 tries each: the endpoint list, then BAD's own read (the list failed), then the final list read-back
+    assert server.requests(BAD, "GET") == 15 and server.applied[BAD] == 0
+    assert any("could not read the endpoint list" in n for n in result.notes)
+    assert any("final read-back failed" in n for n in result.notes)
     check_common(result)
 
 
@@ -287,8 +303,8 @@ def test_5xx_writes_are_reread_before_any_retry(tmp_path: Path, code: int) -> No
     result, _ = engine(server, tmp_path)
     bad = outcome(result, BAD)
     assert bad.status == "updated" and bad.writes == 2 and server.applied[BAD] == 1
-    methods = [m for m, e in server.log if e == BAD]
-    assert methods == ["GET", "POST", "GET", "POST", "GET"]
+    methods = [m for m, e in server.log if e in touching(BAD)]
+    assert methods == ["GET", "POST", "GET", "POST", "GET"]  # list, write, re-read of BAD, write, final list
     check_common(result)
 
 
@@ -326,7 +342,7 @@ def test_timeouts_and_drops_on_writes_are_reread(tmp_path: Path, exc: Exception)
     result, _ = engine(server, tmp_path)
     bad = outcome(result, BAD)
     assert bad.status == "updated" and bad.writes == 2
-    assert [m for m, e in server.log if e == BAD] == ["GET", "POST", "GET", "POST", "GET"]
+    assert [m for m, e in server.log if e in touching(BAD)] == ["GET", "POST", "GET", "POST", "GET"]
     check_common(result)
 
 
@@ -336,7 +352,7 @@ def test_timeouts_on_reads_are_retried(tmp_path: Path) -> None:
     result, _ = engine(server, tmp_path)
     bad = outcome(result, BAD)
     assert bad.status == "failed" and "timed out waiting for the answer" in bad.detail
-    assert server.requests(BAD, "GET") == 5
+    assert server.requests(BAD, "GET") == 15  # 5 each: the list, BAD's own read, the final list read-back
     check_common(result)
 
 
@@ -559,7 +575,7 @@ def test_an_answer_that_never_ends_is_a_timeout(tmp_path: Path) -> None:
 
     async def handler(request: httpx.Request) -> httpx.Response:
         parts = request.url.path.split("/")
-        if parts[3] == BAD and request.method == "GET":
+        if (len(parts) <= 3 or parts[3] == BAD) and request.method == "GET":  # the list, and BAD's read
             return await answer(request)
         return server(request)
 

@@ -264,7 +264,7 @@ def test_write_4xx_raises_typed_errors() -> None:
 
 
 def test_counters_as_dict() -> None:
-    """Counters report requests, 429s, retries and statuses as JSON data."""
+    """Counters report requests, 429s, retries, statuses and kinds as JSON data."""
     server = Recorder(httpx.Response(429, headers={"Retry-After": "0"}), httpx.Response(503), ok(ENDPOINT))
 
     async def fn(rest: RestClient) -> dict[str, Any]:
@@ -277,6 +277,7 @@ def test_counters_as_dict() -> None:
         "retries": 2,
         "failures": 1,
         "by_status": {"200": 1, "429": 1, "503": 1},
+        "by_kind": {"read": 3},  # every attempt, by what it was for
     }
 
 
@@ -422,3 +423,16 @@ def test_pacer_ignores_an_old_windows_answer_after_the_reset_and_keeps_the_lowes
     assert minute.remaining == 10 and minute.reset == pytest.approx(59.5)
     pacer.on_answer(200, {"ratelimit": '"minute";r=9;t=60'}, sent_at=vt.now)
     assert pacer.quota_status()[0].remaining == 9
+
+
+def test_counters_count_requests_by_kind() -> None:
+    """A list read, a read of one endpoint and a write are counted as list, read and write."""
+    server = Recorder(ok([ENDPOINT]), ok(ENDPOINT), ok(ENDPOINT))
+
+    async def fn(rest: RestClient) -> dict[str, int]:
+        await rest.list_endpoints()
+        await rest.get_endpoint("ep1")
+        await rest.send_update("ep1", {"name": "x"})
+        return dict(rest.counters.by_kind)
+
+    assert call(server, fn) == {"list": 1, "read": 1, "write": 1}

@@ -45,6 +45,15 @@ def single_reads(emu: Emulator) -> int:
     return sum(1 for r in emu.requests if r["api"] == "graphql" and '"operationName":"Endpoint"' in r["body"])
 
 
+def batch_reads(emu: Emulator) -> int:
+    return sum(1 for r in emu.requests if r["api"] == "graphql" and '"operationName":"EndpointBatch"' in r["body"])
+
+
+def rest_reads(emu: Emulator) -> int:
+    """REST GETs of one endpoint (not the list)."""
+    return sum(1 for r in emu.requests if r["api"] != "graphql" and r["method"] == "GET" and r["path"].count("/") > 2)
+
+
 @pytest.mark.parametrize("size", [0, 1, 400, 1000])
 def test_accounts_are_read_whole(make_emulator: MakeEmulator, size: int) -> None:
     """Accounts of 0, 1, 400 and 1,000 endpoints are read whole: every endpoint, its REST state, the pools."""
@@ -55,7 +64,9 @@ def test_accounts_are_read_whole(make_emulator: MakeEmulator, size: int) -> None
     assert len(account.raw_endpoints) == size
     assert account.rest_state is not None and set(account.rest_state) == set(ids_of(doc))
     assert account.pools is not None and account.notes == [] and account.extra_findings == {}
-    assert single_reads(emu) == max(0, size - ENDPOINTS_CAP)
+    # Past the cap: 50 endpoints per aliased GraphQL read, none one by one; the REST state from the list alone.
+    assert single_reads(emu) == 0 and batch_reads(emu) == -(-max(0, size - ENDPOINTS_CAP) // 50)
+    assert rest_reads(emu) == 0
 
 
 def test_high_concurrency_reads_the_same(make_emulator: MakeEmulator) -> None:
@@ -80,7 +91,7 @@ def test_requests_carry_the_key_only_in_the_header(make_emulator: MakeEmulator) 
     emu = make_emulator(generate_account(420, seed=4))
     live(emu)
     live(emu, target="v2")
-    assert len(emu.requests) > 20
+    assert len(emu.requests) >= 10  # GraphQL lists, batches and pools; REST lists and pages, for both targets
     for request in emu.requests:
         headers = {k.lower(): v for k, v in request["headers"].items()}
         assert headers["authorization"] == f"Bearer {EMULATOR_KEY}"
@@ -98,6 +109,18 @@ def test_endpoint_filter_reads_only_those(make_emulator: MakeEmulator) -> None:
     assert [e.id for e in account.endpoints] == wanted
     assert account.rest_state is not None and sorted(account.rest_state) == sorted(wanted)
     assert not any(r["path"].endswith("/endpoints") for r in emu.requests)  # no list was read
+
+
+def test_many_selected_endpoints_take_their_state_from_the_list(make_emulator: MakeEmulator) -> None:
+    """More than a few --endpoint ids: one aliased GraphQL read and one REST list, not a read per endpoint."""
+    doc = generate_account(450, seed=9)
+    emu = make_emulator(doc)
+    wanted = ids_of(doc)[100:130]
+    account = live(emu, endpoint_ids=wanted)
+    assert sorted(e.id for e in account.endpoints) == sorted(wanted)
+    assert account.rest_state is not None and sorted(account.rest_state) == sorted(wanted)
+    assert rest_reads(emu) == 0 and single_reads(emu) == 0 and batch_reads(emu) == 1
+    assert sum(1 for r in emu.requests if r["path"] == "/v1/endpoints") == 1
 
 
 def test_unknown_endpoint_filter_is_an_input_error(emulator: Emulator) -> None:
@@ -121,9 +144,9 @@ def test_dropped_optional_field_reads_with_a_note(make_emulator: MakeEmulator) -
 @pytest.mark.parametrize(
     ("faults", "concurrency"),
     [
-        (Faults(fail_every=7), 8),
-        (Faults(fail_every=7, latency_ms=5), 1),
-        (Faults(rate_limit=15), 8),
+        (Faults(fail_every=3), 8),
+        (Faults(fail_every=3, latency_ms=5), 1),
+        (Faults(rate_limit=5), 8),
         (Faults(drop_every=1), 8),
         (Faults(latency_ms=20), 8),
     ],
@@ -131,7 +154,7 @@ def test_dropped_optional_field_reads_with_a_note(make_emulator: MakeEmulator) -
 )
 def test_read_faults_are_survived(make_emulator: MakeEmulator, faults: Faults, concurrency: int) -> None:
     """503s, 429s with Retry-After, dropped connections and latency do not change what is read."""
-    doc = generate_account(430, seed=11)
+    doc = generate_account(1000, seed=11)  # batched reads: about 16 requests in all
     emu = make_emulator(doc)
     clean = live(emu)
     emu.faults = faults

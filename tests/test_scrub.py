@@ -138,6 +138,9 @@ def test_a_run_keeps_the_key_out_of_backup_and_journal(tmp_path: object) -> None
     }
 
     class Api:
+        async def list_endpoints(self) -> list[dict[str, Any]]:
+            return [dict(state)]
+
         async def get_endpoint(self, endpoint_id: str) -> dict[str, Any]:
             return dict(state)
 

@@ -107,8 +107,8 @@ def test_below_the_cap_no_rest_list_is_needed() -> None:
     assert len(rows) == 16 and asked == []
 
 
-def test_at_the_cap_missing_endpoints_are_read_one_by_one() -> None:
-    """450 endpoints: the list stops at 400, the REST ids name 50 more, each read with endpoint(id:)."""
+def test_at_the_cap_missing_endpoints_are_read_in_aliased_batches() -> None:
+    """450 endpoints: the list stops at 400, the REST ids name 50 more, read 50 per aliased request."""
     doc = generate_account(450, seed=5)
     all_ids = [e["id"] for e in doc["data"]["myself"]["endpoints"]]
     server = FakeGraphQL(doc)
@@ -118,8 +118,10 @@ def test_at_the_cap_missing_endpoints_are_read_one_by_one() -> None:
 
     rows, _ = read(server, lambda s: s.read_endpoints(ids))
     assert sorted(r["id"] for r in rows) == sorted(all_ids)
-    singles = [b for b in server.bodies if b.get("operationName") == "Endpoint"]
-    assert len(singles) == 450 - ENDPOINTS_CAP
+    assert [b.get("operationName") for b in server.bodies] == ["Endpoints", "EndpointBatch"]
+    batch = server.bodies[1]
+    assert sorted(batch["variables"].values()) == sorted(all_ids[ENDPOINTS_CAP:])
+    assert not any(i in batch["query"] for i in all_ids)  # the ids travel as variables only
 
 
 def test_rest_ids_unknown_to_graphql_are_noted() -> None:
@@ -234,3 +236,58 @@ def test_myself_null_is_an_auth_error() -> None:
 
     with pytest.raises(AuthError, match="answered myself: null"):
         read(handler, lambda s: s.list_endpoints())
+
+
+def _at_cap(n: int, seed: int) -> tuple[FakeGraphQL, list[str]]:
+    doc = generate_account(n, seed=seed)
+    return FakeGraphQL(doc), [e["id"] for e in doc["data"]["myself"]["endpoints"]]
+
+
+def test_batches_refused_as_too_complex_shrink_and_stay_small() -> None:
+    """Behind a complexity limit the batch is split to the size that fits, and later batches start there."""
+    server, all_ids = _at_cap(600, seed=8)
+    server.api.max_complexity = 400  # about 10 endpoints' worth of the fragment
+
+    async def ids() -> list[str]:
+        return all_ids
+
+    async def run(source: GraphQLSource) -> Any:
+        return await source.read_endpoints(ids), source.batch_size
+
+    (rows, size), notes = read(server, run)
+    assert sorted(r["id"] for r in rows) == sorted(all_ids)
+    batches = [b for b in server.bodies if b.get("operationName") == "EndpointBatch"]
+    refused = len(batches) - -(-200 // size)
+    assert 1 <= size < 50 and 1 <= refused <= 3
+    assert all(len(b["variables"]) <= size for b in batches[refused + 1 :])
+    assert any("too complex" in n and f"{size} endpoint(s) per request" in n for n in notes)
+
+
+def test_batched_reads_drop_a_rejected_field_and_send_again() -> None:
+    """Schema drift in a batched read: the field is dropped once, with a note, and the batch read again."""
+    doc = generate_account(430, seed=9)
+    server = FakeGraphQL(doc, drop_fields=["workersStandby"])
+    all_ids = [e["id"] for e in doc["data"]["myself"]["endpoints"]]
+
+    async def ids() -> list[str]:
+        return all_ids
+
+    rows, notes = read(server, lambda s: s.read_endpoints(ids))
+    assert len(rows) == 430 and all("workersStandby" not in r for r in rows)
+    assert (
+        notes.count(
+            "the GraphQL API does not know Endpoint.workersStandby: read the endpoints without it (schema drift)"
+        )
+        == 1
+    )
+    assert [b.get("operationName") for b in server.bodies] == ["Endpoints", "Endpoints", "EndpointBatch"]
+
+
+def test_batch_errors_other_than_complexity_are_reported() -> None:
+    """An error answer to a batch (not drift, not complexity) is one clear error naming the query."""
+
+    def handler(request: httpx.Request) -> httpx.Response:
+        return httpx.Response(200, json={"errors": [{"message": "something broke"}], "data": None})
+
+    with pytest.raises(ApiError, match="GraphQL query EndpointBatch failed: something broke"):
+        read(handler, lambda s: s.get_endpoints(["a", "b"]))

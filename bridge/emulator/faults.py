@@ -79,6 +79,8 @@ class Faults:
     fail_every: int | None = None  # every Nth API request -> 503, not applied
     drop_every: int | None = None  # every Nth successful write is applied, then the connection is closed
     retire_v1: bool = False  # every /v1 request -> 410 Gone
+    # RunPod's bug: a v2 PATCH answers with the endpoint as patched, then its GPU exclusions are gone
+    wipe_v2_exclusions: bool = False
 
     def __post_init__(self) -> None:
         self.validate()

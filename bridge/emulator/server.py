@@ -418,7 +418,10 @@ class _Handler(BaseHTTPRequestHandler):
             return _problem(404, "endpoint not found")
         except RuleError as exc:
             return _problem(400, str(exc))
-        return _Reply(200, account.v2_view(record), write=True)
+        reply = _Reply(200, account.v2_view(record), write=True)
+        if self.server.emulator.faults.wipe_v2_exclusions:
+            account.wipe_exclusions(endpoint_id)  # after the answer was made: it shows what was asked for
+        return reply
 
     # -- inspection ---------------------------------------------------------------------------------
 

@@ -496,6 +496,14 @@ class Account:
         exclusions = [m for pool in pools for m in self.pools[pool] if m not in wanted]
         return ",".join(head + ["-" + m for m in _dedupe(exclusions)])
 
+    def wipe_exclusions(self, endpoint_id: str) -> None:
+        """Drop the ``-TYPE`` exclusions from an endpoint's ``gpuIds`` (the fault RunPod's v2 PATCH once had)."""
+        with self.lock:
+            record = self._records.get(endpoint_id)
+            if record is not None and isinstance(record.get("gpuIds"), str):
+                tokens = [t for t in record["gpuIds"].split(",") if t.strip() and not t.strip().startswith("-")]
+                record["gpuIds"] = ",".join(tokens)
+
     def _commit(self, endpoint_id: str, record: Record) -> None:
         record["version"] = int(record.get("version") or 0) + 1
         self._records[endpoint_id] = record

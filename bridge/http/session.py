@@ -67,6 +67,7 @@ class Counters:
     retries: int = 0  # attempts made after a failed one
     failures: int = 0  # transport errors and 5xx answers
     by_status: Counter[int] = field(default_factory=Counter)
+    by_kind: Counter[str] = field(default_factory=Counter)  # requests sent: graphql, list, read, write
 
     def as_dict(self) -> dict[str, Any]:
         """The counters as JSON data."""
@@ -76,6 +77,7 @@ class Counters:
             "retries": self.retries,
             "failures": self.failures,
             "by_status": {str(k): v for k, v in sorted(self.by_status.items())},
+            "by_kind": dict(sorted(self.by_kind.items())),
         }
 
 
@@ -161,6 +163,7 @@ class Http:
         params: Mapping[str, str] | None = None,
         write: bool = False,
         passthrough: Collection[int] = (),
+        kind: str | None = None,
     ) -> httpx.Response:
         """Send one request with the run's pacing and retry policy; return a 2xx (or ``passthrough``) answer.
 
@@ -170,7 +173,9 @@ class Http:
         a dropped connection or a 5xx raises :class:`WriteOutcomeUnknown`. A TLS failure and a host name that
         does not resolve are never retried. The time spent waiting for the server, over every attempt, is
         bounded by ``timeout * DEADLINE_FACTOR``: a server that trickles its answers cannot stretch it.
+        ``kind`` is what :attr:`Counters.by_kind` counts each attempt as (default: ``graphql``, ``write`` or ``read``).
         """
+        kind = kind or ("graphql" if api == "graphql" else "write" if write else "read")
         policy = self.policy
         attempts = policy.write_attempts if write else policy.read_attempts
         failures = 0  # failed attempts (transport errors, 5xx)
@@ -178,6 +183,7 @@ class Http:
         where = f"{method} {url}"
         budget = [self.settings.timeout * DEADLINE_FACTOR]  # seconds left to wait on the server, all attempts
         while True:
+            self.counters.by_kind[kind] += 1
             response, problem = await self._send(method, url, json_body, params, budget)
             if problem is not None:
                 self.counters.failures += 1
