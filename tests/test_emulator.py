@@ -260,7 +260,7 @@ def test_v1_patch_is_the_same_update(emulator: Emulator) -> None:
     assert set(answer.json()["gpuTypeIds"]) == set(types)
     assert record["gpuIds"] == (
         "AMPERE_16,AMPERE_24,-NVIDIA RTX 4000 Ada Generation,-NVIDIA RTX 2000 Ada Generation,"
-        "-NVIDIA RTX A5000,-NVIDIA GeForce RTX 3090"
+        "-NVIDIA RTX A5000,-NVIDIA GeForce RTX 3090,-NVIDIA RTX PRO 6000 Blackwell Server Edition MIG 1g.24gb"
     )
     assert record["flashBootType"] == "FLASHBOOT"
 

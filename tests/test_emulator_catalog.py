@@ -250,3 +250,19 @@ def test_generated_accounts_translate_without_errors(target: str) -> None:
     newer = {e.id for e in endpoints if "US-MO-1" in (e.locations or "")}
     assert console and newer
     assert all(p.status != "blocked" for p in plan.endpoints if p.id in console | newer)
+
+
+def test_v1_accepts_what_the_tables_know_beyond_the_stored_enum(emulator: Emulator) -> None:
+    """A v1 update may name newer data centers and MIG slices (the live enum grew); an unknown id is still 400."""
+    with client(emulator) as c:
+        ok = c.post(
+            "/v1/endpoints/i02xupws21hp6i/update",
+            json={"dataCenterIds": ["US-MO-1", "AP-IN-1", "US-TX-3"], "gpuTypeIds": ["NVIDIA L4", MIG_24]},
+        )
+        bad_dc = c.post("/v1/endpoints/i02xupws21hp6i/update", json={"dataCenterIds": ["US-XX-9"]})
+        bad_gpu = c.post("/v1/endpoints/i02xupws21hp6i/update", json={"gpuTypeIds": ["NVIDIA Z9"]})
+    assert ok.status_code == 200, ok.text
+    assert ok.json()["dataCenterIds"] == ["US-MO-1", "AP-IN-1", "US-TX-3"]
+    assert set(ok.json()["gpuTypeIds"]) == {"NVIDIA L4", MIG_24}
+    assert bad_dc.status_code == 400 and "US-XX-9" in bad_dc.text
+    assert bad_gpu.status_code == 400 and "NVIDIA Z9" in bad_gpu.text
