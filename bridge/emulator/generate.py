@@ -89,9 +89,9 @@ def _gpu_variants(rng: random.Random, pools: Mapping[str, Sequence[str]]) -> lis
         members = list(pools[pool])
         excluded = rng.sample(members, rng.randint(1, len(members) - 1))
         variants.append(",".join(chosen + ["-" + t for t in excluded]))
-    for pool, excluded in _CONSOLE_GPU_IDS:  # each twice: common on accounts made in the console
-        if set(excluded) <= set(pools.get(pool, ())) and len(excluded) < len(pools[pool]):
-            variants += [",".join([pool, *("-" + t for t in excluded)])] * 2
+    for pool, dropped in _CONSOLE_GPU_IDS:  # each twice: common on accounts made in the console
+        if set(dropped) <= set(pools.get(pool, ())) and len(dropped) < len(pools[pool]):
+            variants += [",".join([pool, *("-" + t for t in dropped)])] * 2
     return variants
 
 
