@@ -124,7 +124,7 @@ def test_no_locations_means_anywhere(value: str | None) -> None:
 def test_country_expands_and_ids_pass_through_in_order() -> None:
     """Tokens keep their legacy order; a country expands in table order; no duplicates."""
     body, found = run(locations="EU-CZ-1, NO,CZ,US-GA-1")
-    assert body["dataCenterIds"] == ["EU-CZ-1", "EUR-NO-1", "US-GA-1"]
+    assert body["dataCenterIds"] == ["EU-CZ-1", "EUR-NO-1", "EUR-NO-2", "US-GA-1"]
     assert found == {}
 
 
