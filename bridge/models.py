@@ -19,6 +19,7 @@ __all__ = [
     "Severity",
     "Status",
     "Target",
+    "TargetChoice",
     "has_errors",
     "split_commas",
 ]
@@ -26,6 +27,8 @@ __all__ = [
 Severity = Literal["error", "warning", "info"]
 Status = Literal["update", "unchanged", "blocked"]
 Target = Literal["v1", "v2"]
+TargetChoice = Literal["auto", "v1", "v2"]
+"""What ``--target`` takes: a REST version, or ``auto`` (v1 while RunPod serves it, v2 once it answers 410)."""
 
 _TOLERANT = ConfigDict(extra="ignore", frozen=True)
 
@@ -128,6 +131,7 @@ class PlanTables(BaseModel):
     model_config = ConfigDict(frozen=True)
     gpu_pools: Literal["bundled", "snapshot", "live"]
     overrides: list[str]
+    sources: dict[str, str] = {}  # table -> where it came from: "live v2 catalog", "snapshot", "bundled", ...
 
 
 class PlanSummary(BaseModel):
@@ -146,6 +150,7 @@ class Plan(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     format_version: Literal[1] = 1
     target: Target
+    target_reason: str | None = None  # why this target: "--target v2", "auto: REST v1 answered 410 Gone", ...
     generated_at: str
     tables: PlanTables
     endpoints: list[EndpointPlan]

@@ -23,20 +23,8 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = [
-    "CATALOG_REGIONS",
-    "CpuFlavor",
-    "DataCenter",
-    "Override",
-    "PoolSource",
-    "Tables",
-    "build_tables",
-    "bundled_tables",
-    "load_override",
-    "member_problem",
-    "parse_override",
-    "pool_id_problem",
-]
+__all__ = ["CATALOG_REGIONS", "CpuFlavor", "DataCenter", "Override", "PoolSource", "Tables", "build_tables"]
+__all__ += ["bundled_tables", "load_override", "member_problem", "parse_override", "pool_id_problem"]
 
 PoolSource = Literal["bundled", "snapshot", "live"]
 
@@ -101,10 +89,10 @@ class _PoolFile(BaseModel):
 
 
 class DataCenter(BaseModel):
-    """A REST data center: ISO country code, locality (``region``), v2 catalog region and name, source."""
+    """A REST data center: ISO country code (None: unknown), locality, v2 catalog region and name, source."""
 
     model_config = _STRICT
-    country: str = Field(pattern=r"^[A-Z]{2}$")
+    country: str | None = Field(pattern=r"^[A-Z]{2}$")
     region: str
     source: str
     catalog_region: str = "UNKNOWN"  # the v2 catalog's continental DataCenterRegion
@@ -119,7 +107,8 @@ class DataCenter(BaseModel):
 
 
 class _BundledDataCenter(DataCenter):
-    catalog_region: str  # required in the bundled table
+    country: str = Field(pattern=r"^[A-Z]{2}$")  # required in the bundled table, like catalog_region
+    catalog_region: str
 
 
 class _DataCenterFile(BaseModel):

@@ -38,9 +38,10 @@ def test_golden_report(fmt: str) -> None:
 def test_json_plan_follows_spec_shape() -> None:
     """The JSON plan has exactly SPEC §6's keys, in order, and round-trips through the model."""
     doc = json.loads(sample_plan().to_json())
-    assert list(doc) == ["format_version", "target", "generated_at", "tables", "endpoints", "summary"]
+    assert list(doc) == ["format_version", "target", "target_reason", "generated_at", "tables", "endpoints", "summary"]
     assert doc["format_version"] == 1 and doc["target"] == "v1" and doc["generated_at"] == WHEN
-    assert doc["tables"] == {"gpu_pools": "snapshot", "overrides": []}
+    sources = {"pools": "snapshot", "data_centers": "bundled", "cpus": "bundled", "rest_v1": "bundled"}
+    assert doc["tables"] == {"gpu_pools": "snapshot", "overrides": [], "sources": sources}
     first = doc["endpoints"][0]
     assert list(first) == ["id", "name", "status", "body", "changes", "fingerprint", "findings"]
     assert first["changes"][0] == {

@@ -23,7 +23,7 @@ from bridge.cli._common import (
 
 if TYPE_CHECKING:
     from bridge.apply import ApplyResult, Outcome
-    from bridge.models import Plan, Target
+    from bridge.models import Plan, TargetChoice
 
 STATE_DIR = click.option(
     "--state-dir",
@@ -158,7 +158,7 @@ def apply(
 def migrate(
     dry_run: bool,
     yes: bool,
-    target: Target,
+    target: TargetChoice,
     mappings: tuple[str, ...],
     endpoint_ids: tuple[str, ...],
     keep_fb_suffix: bool,

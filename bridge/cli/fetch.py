@@ -10,7 +10,7 @@ import click
 from bridge.cli._common import DEBUG, ENDPOINT, TARGET, Connection, connection_options, handle_errors
 
 if TYPE_CHECKING:
-    from bridge.models import Target
+    from bridge.models import TargetChoice
 
 
 @click.command()
@@ -22,7 +22,9 @@ if TYPE_CHECKING:
 @connection_options
 @DEBUG
 @handle_errors
-def fetch(output: str, target: Target, endpoint_ids: tuple[str, ...], connection: Connection, debug: bool) -> None:
+def fetch(
+    output: str, target: TargetChoice, endpoint_ids: tuple[str, ...], connection: Connection, debug: bool
+) -> None:
     """Read every endpoint (past GraphQL's 400-row cap) and the GPU pools, and write a snapshot.
 
     The file is the GraphQL "view your endpoints" answer with data.serverlessGpuPools, secrets
