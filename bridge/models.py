@@ -87,6 +87,8 @@ class LegacyEndpoint(BaseModel):
     aiKey: str | None = None
     env: list[dict[str, Any]] | dict[str, Any] | None = None
     hubReleaseId: str | None = None
+    requestTTL: int | None = None  # newer saveEndpoint field (runpod-mcp writes it); no REST equivalent
+    flashEnvironmentId: str | None = None  # Flash bookkeeping
 
 
 class Finding(BaseModel):

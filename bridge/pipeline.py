@@ -61,7 +61,7 @@ def layered_tables(
     if catalog_pools is not None and pools is not None:
         findings = pool_disagreement_findings(endpoints, pool_disagreements(catalog_pools, pools))
     chosen = catalog_pools if catalog_pools is not None else pools
-    pool_label = label if catalog_pools is not None else f"{source} GraphQL serverlessGpuPools"
+    pool_label = label if catalog_pools is not None or source == "snapshot" else "live GraphQL serverlessGpuPools"
     if chosen is None:
         return build_tables(base=base, overrides=overrides), notes, findings
     tables = build_tables(

@@ -50,7 +50,7 @@ def test_json_plan_follows_spec_shape() -> None:
         "to": "Generated Endpoint",
     }
     assert list(first["findings"][0]) == ["severity", "code", "field", "message"]
-    assert doc["summary"] == {"endpoints": 16, "update": 10, "unchanged": 0, "blocked": 6}
+    assert doc["summary"] == {"endpoints": 16, "update": 9, "unchanged": 0, "blocked": 7}
     assert Plan.model_validate(doc) == sample_plan()
 
 
@@ -60,7 +60,7 @@ def test_blocked_endpoints_lead_the_text_report() -> None:
     render(sample_plan(), out, "text")
     text = out.getvalue()
     assert text.index("BLOCKED") < text.index("UPDATE (")
-    assert text.rstrip().endswith("6 endpoint(s) BLOCKED. Fix the errors above or add --mappings overrides.")
+    assert text.rstrip().endswith("7 endpoint(s) BLOCKED. Fix the errors above or add --mappings overrides.")
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
