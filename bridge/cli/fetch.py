@@ -27,9 +27,10 @@ def fetch(
 ) -> None:
     """Read every endpoint (past GraphQL's 400-row cap) and the GPU pools, and write a snapshot.
 
-    The file is the GraphQL "view your endpoints" answer with data.serverlessGpuPools, secrets
-    (aiKey, env values) redacted; `bridge plan --from FILE` plans from it offline. --target says
-    which REST list finds the endpoints past the cap (v2 is used when v1 is retired).
+    The file is the GraphQL "view your endpoints" answer with data.serverlessGpuPools and the v2
+    catalogs (GPU types, data centers, CPU flavors), secrets (aiKey, env values) redacted; `bridge plan
+    --from FILE` plans from it offline. --target says which REST list finds the endpoints past the cap
+    (auto: v1, or v2 once v1 answers 410 Gone).
     """
     from bridge.errors import InputError
     from bridge.files import write_private
@@ -49,5 +50,8 @@ def fetch(
         write_private(output, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     except OSError as exc:
         raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
-    pools = "live GPU pools" if live.pools is not None else "no pool table (plan will use the bundled one)"
-    click.echo(f"bridge: wrote {len(live.raw_endpoints)} endpoints and {pools} to {output}", err=True)
+    pools = "GraphQL GPU pools" if live.pools is not None else "no GraphQL pool table"
+    catalogs = ", ".join(document.get("catalogs", {})) or "none"
+    click.echo(
+        f"bridge: wrote {len(live.raw_endpoints)} endpoints, {pools} and v2 catalogs ({catalogs}) to {output}", err=True
+    )
