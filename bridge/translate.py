@@ -179,13 +179,13 @@ def _cpu(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
     instances: list[tuple[str, int]] = []
     for instance in ep.instanceIds or ():
         match = _CPU_INSTANCE.match(instance.strip())
-        if match is None or match.group(1) not in tables.cpu_flavors:
+        known = tables.cpu_flavor_table or dict.fromkeys(tables.cpu_flavors)
+        if match is None or match.group(1) not in known:
             intent.add(
                 "error",
                 "unknown-cpu-instance",
                 "instanceIds",
-                f"{instance!r} is not a CPU instance FLAVOR-VCPU-MEMORY with a known flavor "
-                f"({', '.join(tables.cpu_flavors)})",
+                f"{instance!r} is not a CPU instance FLAVOR-VCPU-MEMORY with a known flavor ({', '.join(known)})",
             )
             continue
         flavor, vcpus, memory = match.group(1), int(match.group(2)), int(match.group(3))

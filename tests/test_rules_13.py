@@ -98,3 +98,10 @@ def test_v1_keeps_newer_data_centers_with_one_warning() -> None:
     warning = [f for f in v1.findings if f.code == "data-center-not-in-rest-enum"]
     assert len(warning) == 1 and "US-MO-1" in warning[0].message and "AP-IN-1" not in warning[0].message
     assert "data-center-not-in-rest-enum" not in codes(v2) and not v2.blocked
+
+
+def test_cpu_flavor_known_beyond_the_v1_enum_is_v2_only() -> None:
+    """cpu3m is a known flavor (CPU table) that v1 endpoints cannot take: blocked on v1 with a pointer, fine on v2."""
+    v1, v2 = both(gpuIds="", instanceIds=["cpu3m-2-16"]).values()
+    assert v1.blocked and "--target v2" in next(f.message for f in v1.findings if f.severity == "error")
+    assert not v2.blocked and v2.body["cpu"] == [{"id": "cpu3m", "vcpuCount": 2}]

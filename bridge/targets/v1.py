@@ -113,6 +113,17 @@ def build_v1_body(intent: Intent, tables: Tables) -> Translation:
         )
     if intent.cpu is not None:
         body["cpuFlavorIds"] = dedupe(flavor for flavor, _ in intent.cpu)
+        for flavor in body["cpuFlavorIds"]:
+            if flavor not in tables.cpu_flavors:
+                findings.append(
+                    finding(
+                        "error",
+                        "field-out-of-range",
+                        "instanceIds",
+                        f"CPU flavor {flavor!r} is not one of the REST v1 endpoint flavors "
+                        f"({', '.join(tables.cpu_flavors)}): --target v2 can carry it",
+                    )
+                )
         counts = dedupe(str(vcpus) for _, vcpus in intent.cpu)
         if counts:
             body["vcpuCount"] = max(vcpus for _, vcpus in intent.cpu)
