@@ -122,6 +122,9 @@ async def read_live(
             pools = await pools_task
             catalogs, catalog_notes = await catalogs_task
         except BaseException:
+            # Let catalog reads in flight end (three short GETs): httpcore can leave the socket of a request
+            # cancelled mid-connect unclosed.
+            await asyncio.wait([catalogs_task], timeout=5)
             for task in (pools_task, catalogs_task):
                 task.cancel()
             await asyncio.gather(pools_task, catalogs_task, return_exceptions=True)
