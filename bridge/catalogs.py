@@ -172,7 +172,11 @@ async def read_catalogs(http: Http) -> tuple[Catalogs, list[str]]:
             return None, f"could not read the {name} catalog (GET {url}: {exc})"
         return doc, None
 
-    answers = await asyncio.gather(*(one(name) for name in CATALOGS))
+    results = await asyncio.gather(*(one(name) for name in CATALOGS), return_exceptions=True)
+    for result in results:  # every one retrieved (none left "never retrieved"), the first failure raised
+        if isinstance(result, BaseException):
+            raise result
+    answers = [result for result in results if not isinstance(result, BaseException)]
     raw = {name: doc for name, (doc, _) in zip(CATALOGS, answers, strict=True) if doc is not None}
     notes = [note for _, note in answers if note is not None]
     return parse_catalogs(raw, "catalogs"), notes
