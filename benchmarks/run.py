@@ -246,12 +246,9 @@ def write_account(path: Path, n: int, seed: int, *, every_one_changes: bool = Fa
 
 _LIBRARY_PLAN = """
 import sys
-from bridge.plan import build_plan
-from bridge.snapshot import load_snapshot
-from bridge.tables import build_tables
+from bridge.pipeline import make_plan, read_account_for_plan
 
-snapshot = load_snapshot(sys.argv[1])
-sys.stdout.write(build_plan(snapshot.endpoints, build_tables(pools=snapshot.pools)).to_json())
+sys.stdout.write(make_plan(read_account_for_plan(from_file=sys.argv[1])).to_json())
 """
 
 

@@ -2,10 +2,15 @@
 
 ::
 
-    live = read_live_account(Settings.resolve(), target="v1")
-    plan = build_plan(live.endpoints, build_tables(pools=live.pools), rest_state=live.rest_state)
+    live = read_live_account(Settings.resolve())           # target "auto": v1 while served, else v2
+    plan = build_plan(live.endpoints, build_tables(pools=live.pools), target=live.target, rest_state=live.rest_state)
 
 Everything runs in one event loop over one :class:`bridge.http.Http` (one connection pool, shared pacing).
+The v2 catalogs (:mod:`bridge.catalogs`) are read alongside GraphQL's pool table.
+
+**The automatic target.** With ``target="auto"`` the REST reads start on v1; the first v1 answer of 410 Gone
+switches the read to v2 before anything is planned, and :attr:`LiveAccount.target_reason` says so. An explicit
+``"v1"`` is never switched: a retired v1 stops the read with :class:`~bridge.errors.RetiredError`.
 REST reads are stored raw (the plan's target normalizes them); secrets are still in them, so anything
 written from a :class:`LiveAccount` goes through :mod:`bridge.redact` (see :func:`snapshot_document`).
 """
@@ -19,10 +24,11 @@ from typing import Any
 
 import httpx
 
+from bridge.catalogs import Catalogs, read_catalogs
 from bridge.config import Settings
 from bridge.errors import ApiError, InputError, NotFoundError, RetiredError, SnapshotError
 from bridge.http import Counters, Http, RetryPolicy, gather_all
-from bridge.models import Finding, LegacyEndpoint, Target
+from bridge.models import Finding, LegacyEndpoint, Target, TargetChoice
 from bridge.progress import counted
 from bridge.progress import phase as progress_phase
 from bridge.redact import redact_endpoint
@@ -30,11 +36,30 @@ from bridge.rest import RestClient
 from bridge.snapshot import parse_snapshot
 from bridge.source import GraphQLSource
 
-__all__ = ["LiveAccount", "read_live", "read_live_account", "snapshot_document"]
+__all__ = ["LiveAccount", "TargetChoice", "read_live", "read_live_account", "snapshot_document"]
 
 Progress = Callable[[str], None]
 # Up to this many --endpoint ids, their REST state is read one by one; more, from the endpoint list.
 SELECTED_READS = 4
+AUTO_V1 = "auto: REST v1 is served"
+AUTO_RETIRED = "auto: REST v1 answered 410 Gone"
+
+
+class _Route:
+    """The REST target of a read, switched once from v1 to v2 when ``auto`` meets a retired v1."""
+
+    def __init__(self, http: Http, choice: TargetChoice) -> None:
+        self.auto = choice == "auto"
+        self.rest = RestClient(http, "v1" if self.auto else choice)
+        self.reason = AUTO_V1 if self.auto else f"--target {choice}"
+
+    def switch(self, error: RetiredError) -> RestClient:
+        successor = self.rest.target.successor
+        if not self.auto or successor is None:
+            raise error
+        self.rest = RestClient(self.rest.http, successor)
+        self.reason = AUTO_RETIRED
+        return self.rest
 
 
 @dataclass
@@ -48,12 +73,15 @@ class LiveAccount:
     extra_findings: dict[str, list[Finding]] = field(default_factory=dict)
     raw_endpoints: list[dict[str, Any]] = field(default_factory=list)
     counters: Counters | None = None
+    catalogs: Catalogs = field(default_factory=Catalogs)
+    target: Target = "v1"
+    target_reason: str = AUTO_V1
 
 
 def read_live_account(
     settings: Settings,
     *,
-    target: Target = "v1",
+    target: TargetChoice = "auto",
     endpoint_ids: Sequence[str] = (),
     with_rest_state: bool = True,
     policy: RetryPolicy | None = None,
@@ -78,28 +106,34 @@ def read_live_account(
 async def read_live(
     http: Http,
     *,
-    target: Target = "v1",
+    target: TargetChoice = "auto",
     endpoint_ids: Sequence[str] = (),
     with_rest_state: bool = True,
     progress: Progress | None = None,
 ) -> LiveAccount:
     """Read the live account over an open :class:`Http` (so a whole run can share one session)."""
     say = progress or (lambda _message: None)
-    rest = RestClient(http, target)
+    route = _Route(http, target)
     notes: list[str] = []
     async with GraphQLSource(http) as source:
         pools_task = asyncio.ensure_future(_read_pools(source, notes))
+        catalogs_task = asyncio.ensure_future(read_catalogs(http))
         try:
             if endpoint_ids:
-                raw, state, findings = await _read_selected(source, rest, endpoint_ids, with_rest_state, say)
+                raw, state, findings = await _read_selected(source, route, endpoint_ids, with_rest_state, say)
             else:
-                raw, state, findings = await _read_all(source, rest, with_rest_state, notes, say)
+                raw, state, findings = await _read_all(source, route, with_rest_state, notes, say)
             pools = await pools_task
+            catalogs, catalog_notes = await catalogs_task
         except BaseException:
-            pools_task.cancel()
-            await asyncio.gather(pools_task, return_exceptions=True)
+            # Let catalog reads in flight end (three short GETs): httpcore can leave the socket of a request
+            # cancelled mid-connect unclosed.
+            await asyncio.wait([catalogs_task], timeout=5)
+            for task in (pools_task, catalogs_task):
+                task.cancel()
+            await asyncio.gather(pools_task, catalogs_task, return_exceptions=True)
             raise
-        notes[:0] = source.notes
+        notes[:0] = [*source.notes, *catalog_notes]
     try:
         endpoints = parse_snapshot(
             {"data": {"myself": {"endpoints": raw}}}, f"GraphQL answer from {source.url}"
@@ -114,6 +148,9 @@ async def read_live(
         extra_findings=findings,
         raw_endpoints=raw,
         counters=http.counters,
+        catalogs=catalogs,
+        target=route.rest.target.name,
+        target_reason=route.reason,
     )
 
 
@@ -123,26 +160,24 @@ async def _read_pools(source: GraphQLSource, notes: list[str]) -> dict[str, list
     except ApiError as exc:
         if exc.stops_run:  # a rejected key, a TLS failure or a long rate-limit pause: the endpoints would meet it too
             raise
-        notes.append(f"could not read the live GPU pool table ({exc}); using the bundled pool table instead")
+        notes.append(f"could not read GraphQL serverlessGpuPools ({exc}): the pools come from the next source")
         return None
 
 
 async def _read_all(
-    source: GraphQLSource, rest: RestClient, with_rest_state: bool, notes: list[str], say: Progress
+    source: GraphQLSource, route: _Route, with_rest_state: bool, notes: list[str], say: Progress
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]] | None, dict[str, list[Finding]]]:
     listing: asyncio.Future[list[dict[str, Any]]] | None = None
 
     async def list_rest() -> list[dict[str, Any]]:
-        if with_rest_state:
+        try:
+            return await route.rest.list_endpoints()
+        except RetiredError as exc:
+            old = route.rest.target.name
+            rest = route.switch(exc)
+            if not with_rest_state:
+                notes.append(f"REST {old} is retired: listed the endpoint ids through REST {rest.target.name}")
             return await rest.list_endpoints()
-        try:  # only the ids are needed: any REST version will do
-            return await rest.list_endpoints()
-        except RetiredError:
-            successor = rest.target.successor
-            if successor is None:
-                raise
-            notes.append(f"REST {rest.target.name} is retired: listed the endpoint ids through REST {successor}")
-            return await RestClient(rest.http, successor).list_endpoints()
 
     async def rest_ids() -> list[str]:
         nonlocal listing
@@ -167,14 +202,14 @@ async def _read_all(
         raise
     state = {row["id"]: by_id[row["id"]] for row in raw if row["id"] in by_id}
     unlisted = [row["id"] for row in raw if row["id"] not in by_id]
-    more, findings = await _read_states(rest, unlisted)  # the list may lag behind: ask each one
+    more, findings = await _read_states(route.rest, unlisted)  # the list may lag behind: ask each one
     state.update(more)
-    say(f"read the REST {rest.target.name} state of {len(state)} endpoint{'' if len(state) == 1 else 's'}")
+    say(f"read the REST {route.rest.target.name} state of {len(state)} endpoint{'' if len(state) == 1 else 's'}")
     return raw, state, findings
 
 
 async def _read_selected(
-    source: GraphQLSource, rest: RestClient, endpoint_ids: Sequence[str], with_rest_state: bool, say: Progress
+    source: GraphQLSource, route: _Route, endpoint_ids: Sequence[str], with_rest_state: bool, say: Progress
 ) -> tuple[list[dict[str, Any]], dict[str, dict[str, Any]] | None, dict[str, list[Finding]]]:
     ids = list(dict.fromkeys(endpoint_ids))
     legacy_task = asyncio.ensure_future(source.get_endpoints(ids))
@@ -182,11 +217,10 @@ async def _read_selected(
         state: dict[str, dict[str, Any]] = {}
         findings: dict[str, list[Finding]] = {}
         if with_rest_state:
-            if len(ids) > SELECTED_READS:  # many: the list costs fewer requests than one read each
-                wanted = set(ids)
-                state = {item["id"]: item for item in await rest.list_endpoints() if item["id"] in wanted}
-            more, findings = await _read_states(rest, [i for i in ids if i not in state])
-            state.update(more)
+            try:
+                state, findings = await _selected_states(route.rest, ids)
+            except RetiredError as exc:
+                state, findings = await _selected_states(route.switch(exc), ids)
         legacy = await legacy_task
     except BaseException:
         legacy_task.cancel()
@@ -198,6 +232,19 @@ async def _read_selected(
     raw = [row for row in legacy.values() if row is not None]
     say(f"read {len(raw)} legacy endpoint{'' if len(raw) == 1 else 's'} through GraphQL")
     return raw, (state if with_rest_state else None), findings
+
+
+async def _selected_states(
+    rest: RestClient, ids: Sequence[str]
+) -> tuple[dict[str, dict[str, Any]], dict[str, list[Finding]]]:
+    """The REST state of ``ids``: from the endpoint list when there are many (fewer requests), else one by one."""
+    state: dict[str, dict[str, Any]] = {}
+    if len(ids) > SELECTED_READS:  # many: the list costs fewer requests than one read each
+        wanted = set(ids)
+        state = {item["id"]: item for item in await rest.list_endpoints() if item["id"] in wanted}
+    more, findings = await _read_states(rest, [i for i in ids if i not in state])
+    state.update(more)
+    return state, findings
 
 
 async def _read_states(
@@ -238,4 +285,7 @@ def snapshot_document(live: LiveAccount) -> dict[str, Any]:
     data: dict[str, Any] = {"myself": {"endpoints": [redact_endpoint(row) for row in live.raw_endpoints]}}
     if live.pools is not None:
         data["serverlessGpuPools"] = [{"id": pool, "gpuTypeIds": list(types)} for pool, types in live.pools.items()]
-    return {"data": data}
+    document: dict[str, Any] = {"data": data}
+    if live.catalogs.raw:  # the v2 catalogs hold no secrets: stored as read, for `plan --from`
+        document["catalogs"] = dict(live.catalogs.raw)
+    return document

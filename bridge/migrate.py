@@ -28,7 +28,7 @@ from bridge.http import Http, RetryPolicy
 from bridge.integrity import find_redacted
 from bridge.journal import Backup, StateLock, written_only
 from bridge.locks import AccountLock
-from bridge.models import Plan, Target
+from bridge.models import Plan, TargetChoice
 from bridge.pipeline import make_plan, read_account_live
 from bridge.quota import estimate
 from bridge.rest import RestClient, open_rest
@@ -90,7 +90,7 @@ async def run_migration_async(
     settings: Settings,
     *,
     confirm: Confirm,
-    target: Target = "v1",
+    target: TargetChoice = "auto",
     mappings: Sequence[str | Path | Override] = (),
     endpoint_ids: Sequence[str] = (),
     keep_fb_suffix: bool = False,
@@ -100,6 +100,9 @@ async def run_migration_async(
     policy: RetryPolicy | None = None,
 ) -> Migration:
     """Read the live account, plan it for ``target``, ask ``confirm``, then apply and verify the plan.
+
+    ``target="auto"`` plans for REST v1 while RunPod serves it and for v2 once v1 answers 410 Gone (decided
+    during the read, before ``confirm``); ``plan.target_reason`` says which and why.
 
     ``confirm`` is called once, even when nothing is to be updated; it may also raise (e.g.
     :class:`~bridge.errors.ConsentError`) to stop. Running again after an interruption finishes the rest.
@@ -123,7 +126,7 @@ async def _migrate(
     settings: Settings,
     *,
     confirm: Confirm,
-    target: Target,
+    target: TargetChoice,
     mappings: Sequence[str | Path | Override],
     endpoint_ids: Sequence[str],
     keep_fb_suffix: bool,
@@ -163,7 +166,7 @@ def run_migration(
     settings: Settings,
     *,
     confirm: Confirm,
-    target: Target = "v1",
+    target: TargetChoice = "auto",
     mappings: Sequence[str | Path | Override] = (),
     endpoint_ids: Sequence[str] = (),
     keep_fb_suffix: bool = False,

@@ -28,6 +28,7 @@ __all__ = [
     "Severity",
     "Status",
     "Target",
+    "TargetChoice",
     "Verdict",
     "has_errors",
     "split_commas",
@@ -36,6 +37,8 @@ __all__ = [
 Severity = Literal["error", "warning", "info"]
 Status = Literal["update", "unchanged", "blocked"]
 Target = Literal["v1", "v2"]
+TargetChoice = Literal["auto", "v1", "v2"]
+"""What ``--target`` takes: a REST version, or ``auto`` (v1 while RunPod serves it, v2 once it answers 410)."""
 Verdict = Literal["same", "narrower", "wider", "different", "not-applicable"]
 
 _TOLERANT = ConfigDict(extra="ignore", frozen=True)
@@ -95,6 +98,8 @@ class LegacyEndpoint(BaseModel):
     aiKey: str | None = None
     env: list[dict[str, Any]] | dict[str, Any] | None = None
     hubReleaseId: str | None = None
+    requestTTL: int | None = None  # newer saveEndpoint field (runpod-mcp writes it); no REST equivalent
+    flashEnvironmentId: str | None = None  # Flash bookkeeping
 
 
 class Finding(BaseModel):
@@ -206,6 +211,7 @@ class PlanTables(BaseModel):
     model_config = ConfigDict(frozen=True)
     gpu_pools: Literal["bundled", "snapshot", "live"]
     overrides: list[str]
+    sources: dict[str, str] = {}  # table -> where it came from: "live v2 catalog", "snapshot", "bundled", ...
 
 
 class PlanSummary(BaseModel):
@@ -233,6 +239,7 @@ class Plan(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
     format_version: Literal[1] = 1
     target: Target
+    target_reason: str | None = None  # why this target: "--target v2", "auto: REST v1 answered 410 Gone", ...
     generated_at: str
     tables: PlanTables
     endpoints: list[EndpointPlan]

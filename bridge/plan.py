@@ -160,6 +160,7 @@ def build_plan(
     rules: Sequence[Rule] = (),
     generated_at: str | None = None,
     extra_findings: Mapping[str, Sequence[Finding]] | None = None,
+    target_reason: str | None = None,
 ) -> Plan:
     """Plan every endpoint for ``target``. ``rest_state`` maps endpoint id to its REST read, when known.
 
@@ -184,8 +185,9 @@ def build_plan(
             proofs[_proof(plan)] += 1
     return Plan(
         target=target,
+        target_reason=target_reason,
         generated_at=generated_at or timestamp(),
-        tables=PlanTables(gpu_pools=tables.pool_source, overrides=list(tables.overrides)),
+        tables=PlanTables(gpu_pools=tables.pool_source, overrides=list(tables.overrides), sources=dict(tables.sources)),
         endpoints=plans,
         summary=PlanSummary(endpoints=len(plans), **counts, **proofs),
     )

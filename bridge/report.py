@@ -58,14 +58,19 @@ def _headline(plan: Plan) -> str:
     return f"{plural(s.endpoints, 'endpoint')}: {s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked"
 
 
+_TABLE_NAMES = {"pools": "GPU pools", "data_centers": "data centers", "cpus": "CPU flavors"}
+
+
 def _tables_line(plan: Plan) -> str:
-    pools = {
-        "bundled": "bundled table (no live or snapshot pools: membership may be out of date)",
-        "snapshot": "from the snapshot",
-        "live": "read live",
-    }[plan.tables.gpu_pools]
+    sources = plan.tables.sources or {"pools": plan.tables.gpu_pools}
+    parts = [f"{name}: {sources[key]}" for key, name in _TABLE_NAMES.items() if key in sources]
     overrides = ", ".join(plan.tables.overrides) or "none"
-    return f"GPU pools: {pools}; overrides: {overrides}"
+    return f"Tables: {'; '.join(parts)}; overrides: {overrides}"
+
+
+def _target_title(plan: Plan) -> str:
+    reason = f" [{plan.target_reason}]" if plan.target_reason else ""
+    return f"{_TARGET_NAME[plan.target]}{reason}"
 
 
 def _escaping(fh: TextIO) -> Callable[[str], object]:
@@ -104,7 +109,7 @@ def _label(ep: EndpointPlan) -> str:
 def render_text(plan: Plan, fh: TextIO) -> None:
     """Write a report readable at a glance: summary first, blocked endpoints impossible to miss."""
     w = _escaping(fh)
-    w(f"bridge plan for {_TARGET_NAME[plan.target]} ({plan.generated_at})\n")
+    w(f"bridge plan for {_target_title(plan)} ({plan.generated_at})\n")
     w(f"{_headline(plan)}\n")
     w(f"{equivalence_summary(plan)}\n")
     w(f"{_tables_line(plan)}\n")
@@ -200,7 +205,7 @@ def _md(text: str) -> str:
 def render_markdown(plan: Plan, fh: TextIO) -> None:
     """Write the plan as Markdown, for pasting into a pull request."""
     w = _escaping(fh)
-    w(f"## bridge plan for {_TARGET_NAME[plan.target]}\n\n")
+    w(f"## bridge plan for {_md(_target_title(plan))}\n\n")
     w(f"**{_headline(plan)}** · {_md(_tables_line(plan))} · generated {plan.generated_at}\n\n")
     w(f"{equivalence_summary(plan)}\n\n")
     w("| status | endpoint | name | changes | findings | equivalence |\n| --- | --- | --- | --- | --- | --- |\n")
@@ -232,7 +237,8 @@ def render(plan: Plan, fh: TextIO, fmt: str = "text") -> None:
 def summary_line(plan: Plan) -> str:
     """One line of counts: ``2 to update, 1 unchanged, 0 blocked (target REST v1)``."""
     s = plan.summary
-    return f"{s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked (target REST {plan.target})"
+    why = f", {plan.target_reason}" if plan.target_reason else ""
+    return f"{s.update} to update, {s.unchanged} unchanged, {s.blocked} blocked (target REST {plan.target}{why})"
 
 
 def blocked_codes(plan: Plan) -> list[tuple[str, str]]:

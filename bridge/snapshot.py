@@ -1,20 +1,22 @@
 """Snapshot files: the GraphQL "view your endpoints" response document, saved (SPEC §3.1).
 
 Accepted shapes: ``{"data": {"myself": {"endpoints": [...]}, "serverlessGpuPools": [...]}}``,
-``{"endpoints": [...]}`` and a bare list of endpoint objects. Unknown fields are ignored.
+``{"endpoints": [...]}`` and a bare list of endpoint objects. Unknown fields are ignored. ``bridge fetch``
+adds a top-level ``catalogs`` object: the v2 catalog answers as read (``gpus``, ``datacenters``, ``cpus``).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from pydantic import TypeAdapter, ValidationError
 
 from bridge._gc import paused_gc
+from bridge.catalogs import Catalogs, parse_catalogs
 from bridge.errors import SnapshotError
 from bridge.models import LegacyEndpoint, NetworkVolumeRef
 from bridge.tables import member_problem, pool_id_problem
@@ -33,6 +35,7 @@ class Snapshot:
     endpoints: list[LegacyEndpoint]
     pools: dict[str, list[str]] | None = None
     source: str = "snapshot"
+    catalogs: Catalogs = field(default_factory=Catalogs)
 
 
 def _shape(doc: Any, where: str) -> tuple[Any, Any]:
@@ -117,7 +120,19 @@ def _parse(doc: Any, where: str) -> Snapshot:
         if ep.id in seen:
             raise SnapshotError(f"{where}: endpoint {ep.id}: listed twice")
         seen.add(ep.id)
-    return Snapshot(endpoints=endpoints, pools=_pools(raw_pools, where))
+    return Snapshot(endpoints=endpoints, pools=_pools(raw_pools, where), catalogs=_catalogs(doc, where))
+
+
+def _catalogs(doc: Any, where: str) -> Catalogs:
+    raw = doc.get("catalogs") if isinstance(doc, Mapping) else None
+    if raw is None:
+        return Catalogs()
+    if not isinstance(raw, Mapping):
+        raise SnapshotError(f"{where}: catalogs: expected an object")
+    try:
+        return parse_catalogs(raw, "catalogs")
+    except ValueError as exc:
+        raise SnapshotError(f"{where}: {exc}") from None
 
 
 def load_snapshot(path: str | Path) -> Snapshot:

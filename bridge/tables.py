@@ -1,6 +1,7 @@
 """Load and validate mapping tables: bundled data in ``mappings/``, snapshot or live pools, user overrides.
 
 Precedence, later wins: bundled -> pools from the snapshot or the live API -> override files.
+``Tables.sources`` names where each table came from (``"bundled"`` unless a layer replaced it).
 """
 
 from __future__ import annotations
@@ -22,23 +23,27 @@ if sys.version_info >= (3, 11):
 else:  # pragma: no cover
     import tomli as tomllib
 
-__all__ = [
-    "DataCenter",
-    "Override",
-    "PoolSource",
-    "Tables",
-    "build_tables",
-    "bundled_tables",
-    "load_override",
-    "member_problem",
-    "parse_override",
-    "pool_id_problem",
-]
+__all__ = ["CATALOG_REGIONS", "CpuFlavor", "DataCenter", "Override", "PoolSource", "Tables", "build_tables"]
+__all__ += ["bundled_tables", "load_override", "member_problem", "parse_override", "pool_id_problem"]
 
 PoolSource = Literal["bundled", "snapshot", "live"]
 
+# The v2 catalog's continental regions (REST v2 spec, components.schemas.DataCenterRegion).
+CATALOG_REGIONS = (
+    "NORTH_AMERICA",
+    "SOUTH_AMERICA",
+    "EUROPE",
+    "ASIA",
+    "MIDDLE_EAST",
+    "AFRICA",
+    "OCEANIA",
+    "ANTARCTICA",
+    "UNKNOWN",
+)
+
 _STRICT = ConfigDict(frozen=True, extra="forbid", str_strip_whitespace=False)
 _POOL_ID = re.compile(r"^[A-Za-z0-9_]+$")
+_CPU_FLAVOR = re.compile(r"^cpu[0-9]+[a-z]+$")
 NonEmpty = Field(min_length=1)
 
 
@@ -57,9 +62,24 @@ class _Pool(BaseModel):
         return value
 
 
+class _NoPool(BaseModel):
+    model_config = _STRICT
+    types: tuple[str, ...] = NonEmpty
+    sources: tuple[str, ...] = NonEmpty
+
+    @field_validator("types")
+    @classmethod
+    def _types(cls, value: tuple[str, ...]) -> tuple[str, ...]:
+        problem = member_problem(value)
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
 class _PoolFile(BaseModel):
     model_config = _STRICT
     pools: dict[str, _Pool] = NonEmpty
+    no_pool: _NoPool | None = None
 
     @field_validator("pools")
     @classmethod
@@ -69,17 +89,72 @@ class _PoolFile(BaseModel):
 
 
 class DataCenter(BaseModel):
-    """A REST data center with its ISO country code and region."""
+    """A REST data center: ISO country code (None: unknown), locality, v2 catalog region and name, source."""
 
     model_config = _STRICT
-    country: str = Field(pattern=r"^[A-Z]{2}$")
+    country: str | None = Field(pattern=r"^[A-Z]{2}$")
     region: str
     source: str
+    catalog_region: str = "UNKNOWN"  # the v2 catalog's continental DataCenterRegion
+    name: str | None = None  # the v2 catalog's display name, where known
+
+    @field_validator("catalog_region")
+    @classmethod
+    def _catalog_region(cls, value: str) -> str:
+        if value not in CATALOG_REGIONS:
+            raise ValueError(f"{value!r} is not a v2 catalog region ({', '.join(CATALOG_REGIONS)})")
+        return value
+
+
+class _BundledDataCenter(DataCenter):
+    country: str = Field(pattern=r"^[A-Z]{2}$")  # required in the bundled table, like catalog_region
+    catalog_region: str
 
 
 class _DataCenterFile(BaseModel):
     model_config = _STRICT
-    data_centers: dict[str, DataCenter] = NonEmpty
+    data_centers: dict[str, _BundledDataCenter] = NonEmpty
+
+    @field_validator("data_centers")
+    @classmethod
+    def _ids(cls, value: dict[str, _BundledDataCenter]) -> dict[str, _BundledDataCenter]:
+        problem = member_problem(list(value))
+        if problem:
+            raise ValueError(problem)
+        return value
+
+
+class CpuFlavor(BaseModel):
+    """A CPU flavor: memory (GB) per vCPU and the vCPU range an instance of it may have."""
+
+    model_config = _STRICT
+    name: str
+    memory_per_vcpu: float = Field(gt=0)
+    vcpu_min: int = Field(ge=1)
+    vcpu_max: int = Field(ge=1)
+    source: str
+    disputed: str | None = None
+
+    @field_validator("vcpu_max")
+    @classmethod
+    def _range(cls, value: int, info: Any) -> int:
+        low = info.data.get("vcpu_min")
+        if low is not None and value < low:
+            raise ValueError(f"vcpu_max {value} is below vcpu_min {low}")
+        return value
+
+
+class _CpuFile(BaseModel):
+    model_config = _STRICT
+    flavors: dict[str, CpuFlavor] = NonEmpty
+
+    @field_validator("flavors")
+    @classmethod
+    def _ids(cls, value: dict[str, CpuFlavor]) -> dict[str, CpuFlavor]:
+        for flavor in value:
+            if not _CPU_FLAVOR.match(flavor):
+                raise ValueError(f"{flavor!r} is not a CPU flavor id (like cpu3c)")
+        return value
 
 
 class _Countries(BaseModel):
@@ -161,7 +236,13 @@ class Override(BaseModel):
 
 
 class Tables(BaseModel):
-    """Everything translation looks up, validated once. Build it with :func:`build_tables`."""
+    """Everything translation looks up, validated once. Build it with :func:`build_tables`.
+
+    ``data_centers`` holds every data center bridge knows (the v1 enum first, then newer ones) and
+    ``countries`` expands over all of them; ``v1_data_centers`` is the REST v1 spec's enum alone.
+    ``gpu_types``/``cpu_flavors`` stay the REST v1 enums. ``sources`` names where each table came from:
+    keys ``pools``, ``data_centers``, ``cpus``, ``rest_v1``; values ``"bundled"`` unless a layer replaced it.
+    """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
     pools: dict[str, tuple[str, ...]]
@@ -175,6 +256,20 @@ class Tables(BaseModel):
     cpu_flavors: tuple[str, ...]
     scaler_types: tuple[str, ...]
     overrides: tuple[str, ...] = ()
+    v1_data_centers: tuple[str, ...] = ()  # the REST v1 dataCenterIds enum, in spec order
+    cpu_flavor_table: dict[str, CpuFlavor] = {}  # every known CPU flavor (v1 enum and newer)
+    gpu_types_without_pool: tuple[str, ...] = ()  # GPU types known to be in no serverless pool
+    sources: dict[str, str] = {}
+
+    @functools.cached_property
+    def data_center_regions(self) -> dict[str, str]:
+        """Map each known data center to its v2 catalog region (``NORTH_AMERICA``, ``EUROPE``, ...)."""
+        return {dc_id: dc.catalog_region for dc_id, dc in self.data_centers.items()}
+
+    @functools.cached_property
+    def cpu_memory_per_vcpu(self) -> dict[str, float]:
+        """Map each known CPU flavor to its memory in GB per vCPU."""
+        return {flavor: spec.memory_per_vcpu for flavor, spec in self.cpu_flavor_table.items()}
 
     @functools.cached_property
     def pool_of(self) -> dict[str, str]:
@@ -220,23 +315,34 @@ def _pydantic_message(err: Any) -> str:
     return str(err["msg"])
 
 
+def _file(directory: Path, name: str, model: type[BaseModel]) -> Any:
+    return _validate(model, _read_toml(directory / name), str(directory / name))
+
+
 def load_table_dir(directory: Path) -> Tables:
-    """Load and cross-check the four bundled table files in ``directory``."""
-    pools = _validate(_PoolFile, _read_toml(directory / "gpu_pools.toml"), str(directory / "gpu_pools.toml"))
-    dcs = _validate(_DataCenterFile, _read_toml(directory / "data_centers.toml"), str(directory / "data_centers.toml"))
-    locs = _validate(_LocationFile, _read_toml(directory / "locations.toml"), str(directory / "locations.toml"))
-    rest = _validate(_RestV1File, _read_toml(directory / "rest_v1.toml"), str(directory / "rest_v1.toml"))
-    if tuple(dcs.data_centers) != rest.data_centers:
-        raise TableError(
-            f"{directory / 'data_centers.toml'}: data_centers: not the REST v1 data-center enum in its order"
-        )
+    """Load and cross-check the five bundled table files in ``directory``."""
+    pools = _file(directory, "gpu_pools.toml", _PoolFile)
+    dcs = _file(directory, "data_centers.toml", _DataCenterFile)
+    locs = _file(directory, "locations.toml", _LocationFile)
+    rest = _file(directory, "rest_v1.toml", _RestV1File)
+    cpus = _file(directory, "cpu_flavors.toml", _CpuFile)
+    where = directory / "data_centers.toml"
+    if tuple(dcs.data_centers)[: len(rest.data_centers)] != rest.data_centers:
+        raise TableError(f"{where}: data_centers: does not start with the REST v1 data-center enum in its order")
+    missing = [flavor for flavor in rest.cpu_flavors if flavor not in cpus.flavors]
+    if missing:
+        raise TableError(f"{directory / 'cpu_flavors.toml'}: flavors: REST v1 flavor {missing[0]!r} is missing")
+    no_pool = pools.no_pool.types if pools.no_pool is not None else ()
+    pooled = {member for p in pools.pools.values() for member in p.members}
+    if pooled & set(no_pool):
+        raise TableError(f"{directory / 'gpu_pools.toml'}: no_pool: {sorted(pooled & set(no_pool))[0]!r} is in a pool")
     countries: dict[str, list[str]] = {code: [] for code in locs.countries.documented}
     for dc_id, dc in dcs.data_centers.items():
         countries.setdefault(dc.country, []).append(dc_id)
     base = Tables(
         pools={pool: p.members for pool, p in pools.pools.items()},
         pool_source="bundled",
-        data_centers=dcs.data_centers,
+        data_centers={dc_id: DataCenter(**dc.model_dump()) for dc_id, dc in dcs.data_centers.items()},
         countries={code: tuple(ids) for code, ids in countries.items()},
         locations={},
         gpu_types=frozenset(rest.gpu_types),
@@ -244,6 +350,10 @@ def load_table_dir(directory: Path) -> Tables:
         cuda_versions=rest.cuda_versions,
         cpu_flavors=rest.cpu_flavors,
         scaler_types=rest.scaler_types,
+        v1_data_centers=rest.data_centers,
+        cpu_flavor_table=dict(cpus.flavors),
+        gpu_types_without_pool=no_pool,
+        sources=dict.fromkeys(("pools", "data_centers", "cpus", "rest_v1"), "bundled"),
     )
     extra = Override(name=str(directory / "locations.toml"), locations=locs.locations)
     _check_locations(base, extra)
@@ -271,7 +381,7 @@ def _check_locations(tables: Tables, override: Override) -> None:
     for token, ids in override.locations.items():
         for dc_id in ids:
             if dc_id not in tables.data_centers:
-                raise TableError(f"{override.name}: locations.{token}: {dc_id!r} is not a REST v1 data center")
+                raise TableError(f"{override.name}: locations.{token}: {dc_id!r} is not a known data center")
 
 
 def _pool_table(pools: Mapping[str, Sequence[str]], where: str) -> dict[str, tuple[str, ...]]:
@@ -297,14 +407,23 @@ def build_tables(
     pools: Mapping[str, Sequence[str]] | None = None,
     pool_source: PoolSource = "snapshot",
     overrides: Iterable[Override | Mapping[str, Any]] = (),
+    sources: Mapping[str, str] | None = None,
 ) -> Tables:
-    """Layer snapshot/live ``pools`` and ``overrides`` over ``base`` (the bundled tables by default)."""
+    """Layer snapshot/live ``pools`` and ``overrides`` over ``base`` (the bundled tables by default).
+
+    ``sources`` relabels tables (e.g. ``{"pools": "live v2 catalog"}``); replacing ``pools`` sets
+    ``sources["pools"]`` to ``pool_source`` unless ``sources`` names it.
+    """
     tables = base or bundled_tables()
     update: dict[str, Any] = {}
     new_pools = dict(tables.pools)
+    new_sources = dict(tables.sources)
     if pools is not None:
         new_pools = _pool_table(pools, f"{pool_source} pool table")
         update["pool_source"] = pool_source
+        new_sources["pools"] = pool_source
+    new_sources.update(sources or {})
+    update["sources"] = new_sources
     locations = dict(tables.locations)
     names = list(tables.overrides)
     for index, raw in enumerate(overrides):
@@ -315,5 +434,6 @@ def build_tables(
         names.append(override.name)
     update.update(pools=new_pools, locations=locations, overrides=tuple(names))
     result = tables.model_copy(update=update)
-    result.__dict__.pop("pool_of", None)  # model_copy carries the cached_property over: it would be stale
+    for cached in ("pool_of", "data_center_regions", "cpu_memory_per_vcpu"):
+        result.__dict__.pop(cached, None)  # model_copy carries cached_property values over: they would be stale
     return result

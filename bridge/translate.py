@@ -25,6 +25,7 @@ __all__ = [
     "Translation",
     "analyse",
     "finding",
+    "loose",
 ]
 
 Rule = Callable[[LegacyEndpoint, dict[str, Any]], "tuple[dict[str, Any], Iterable[Finding]]"]
@@ -42,6 +43,8 @@ NOT_CARRIED = (
     "env",
     "aiKey",
     "hubReleaseId",
+    "requestTTL",
+    "flashEnvironmentId",
 )
 
 _FB_SUFFIX = re.compile(r"\s*-fb\s*\Z", re.IGNORECASE)
@@ -111,6 +114,19 @@ def _dedupe(items: Iterable[str]) -> list[str]:
     return list(dict.fromkeys(items))
 
 
+def loose(text: str) -> str:
+    """``text`` with case and runs of whitespace ignored: how a console or a hand may misspell an id."""
+    return " ".join(text.split()).casefold()
+
+
+def _suggestion(token: str, tables: Tables) -> str:
+    wanted = loose(token)
+    for known in (*tables.pools, *tables.gpu_types_ordered, *tables.pool_of):
+        if loose(known) == wanted:
+            return f" (did you mean {known!r}? ids are matched exactly)"
+    return ""
+
+
 def _gpu(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
     candidates: list[str] = []
     excluded: list[str] = []
@@ -127,9 +143,24 @@ def _gpu(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
             intent.observe("gpu-type-as-pool", "gpuIds", token)
             candidates.append(token)
         else:
-            intent.add("error", "unknown-gpu-pool", "gpuIds", f"{token!r} is not a known GPU pool")
-    intent.excluded = _dedupe(excluded)
+            hint = _suggestion(token, tables)
+            intent.add("error", "unknown-gpu-pool", "gpuIds", f"{token!r} is not a known GPU pool{hint}")
     selected = set(candidates)
+    by_loose = {loose(member): member for member in reversed(candidates)}  # the first spelling wins
+    spelled: list[str] = []
+    for gpu_type in excluded:
+        member = by_loose.get(loose(gpu_type)) if gpu_type not in selected else None
+        if member is not None:  # narrowing is the safe side: apply it, and say how it was read
+            intent.add(
+                "warning",
+                "exclusion-spelling",
+                "gpuIds",
+                f"exclusion {gpu_type!r} matches pool member {member!r} only when case and spaces are ignored: "
+                f"applied to {member!r}",
+            )
+            gpu_type = member
+        spelled.append(gpu_type)
+    intent.excluded = _dedupe(spelled)
     for gpu_type in intent.excluded:
         if gpu_type not in selected:
             intent.observe("exclusion-not-in-pools", "gpuIds", gpu_type)
@@ -148,16 +179,27 @@ def _cpu(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
     instances: list[tuple[str, int]] = []
     for instance in ep.instanceIds or ():
         match = _CPU_INSTANCE.match(instance.strip())
-        if match is None or match.group(1) not in tables.cpu_flavors:
+        known = tables.cpu_flavor_table or dict.fromkeys(tables.cpu_flavors)
+        if match is None or match.group(1) not in known:
             intent.add(
                 "error",
                 "unknown-cpu-instance",
                 "instanceIds",
-                f"{instance!r} is not a CPU instance FLAVOR-VCPU-MEMORY with a known flavor "
-                f"({', '.join(tables.cpu_flavors)})",
+                f"{instance!r} is not a CPU instance FLAVOR-VCPU-MEMORY with a known flavor ({', '.join(known)})",
             )
             continue
-        instances.append((match.group(1), int(match.group(2))))
+        flavor, vcpus, memory = match.group(1), int(match.group(2)), int(match.group(3))
+        ratio = tables.cpu_memory_per_vcpu.get(flavor)
+        if ratio is not None and memory != vcpus * ratio:
+            source = tables.sources.get("cpus", "bundled")
+            intent.add(
+                "warning",
+                "cpu-memory-mismatch",
+                "instanceIds",
+                f"{instance!r} asks for {memory} GB, but {flavor} gives {ratio:g} GB per vCPU ({source} CPU table): "
+                f"REST derives memory from the vCPU count, so it gets {vcpus * ratio:g} GB",
+            )
+        instances.append((flavor, vcpus))
     intent.cpu = list(dict.fromkeys(instances))
     if (ep.gpuIds or "").strip():
         intent.add(
@@ -180,6 +222,15 @@ def _locations(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
         expansion = tables.locations.get(token)
         if expansion is None:
             expansion = tables.countries.get(token)
+            if expansion:
+                source = tables.sources.get("data_centers", "bundled")
+                intent.add(
+                    "info",
+                    "dynamic-location-frozen",
+                    "locations",
+                    f"country {token!r} is written as the {len(expansion)} data centers the {source} table knows "
+                    f"in it today; RunPod's {token!r} grew with new data centers, an explicit list does not",
+                )
         if expansion is None:
             intent.add("error", "unknown-location", "locations", f"{token!r} is not a known location")
         elif not expansion:
@@ -327,10 +378,27 @@ def _not_carried(ep: LegacyEndpoint, intent: Intent) -> None:
         )
 
 
+def _compute_type(ep: LegacyEndpoint, intent: Intent) -> None:
+    kind = (ep.computeType or "").strip().upper()
+    if kind == "CPU" and not ep.instanceIds:
+        problem = "computeType is CPU but the endpoint has no instanceIds"
+    elif kind == "GPU" and ep.instanceIds:
+        problem = "computeType is GPU but the endpoint has CPU instanceIds"
+    else:
+        return
+    intent.add(
+        "error",
+        "compute-type-mismatch",
+        "computeType",
+        f"{problem}: an update cannot change an endpoint's compute family, so the record cannot be carried as is",
+    )
+
+
 def analyse(ep: LegacyEndpoint, tables: Tables, *, keep_fb_suffix: bool = False) -> Intent:
     """Read a legacy endpoint's encodings into a target-neutral :class:`Intent` with its findings."""
     intent = Intent(endpoint_type=ep.type or None)
     _flashboot(ep, keep_fb_suffix, intent)
+    _compute_type(ep, intent)
     if ep.instanceIds:
         _cpu(ep, tables, intent)
     else:

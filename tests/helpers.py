@@ -90,6 +90,17 @@ def tables() -> Tables:
     return bundled_tables()
 
 
+def v2_spec() -> dict[str, Any]:
+    """Return the stored REST v2 OpenAPI document (shared/ beside the checkout, else the package copy)."""
+    for path in (
+        SHARED / "runpod-rest-v2-openapi.json",
+        ROOT / "bridge/emulator/schemas/runpod-rest-v2-openapi.json",
+    ):
+        if path.exists():
+            return json.loads(path.read_text())  # type: ignore[no-any-return]
+    raise FileNotFoundError("runpod-rest-v2-openapi.json")
+
+
 def v1_spec() -> dict[str, Any]:
     """Return the stored REST v1 OpenAPI document (shared/ beside the checkout, else the package copy)."""
     for path in (

@@ -78,8 +78,8 @@ def test_apply_mixed_account_exactly_and_minimally(emu: Emulator, tmp_path: Path
     plan = offline_plan(emu.snapshot())
     result = apply(plan, emu, tmp_path)
     counts = result.counts()
-    assert counts["failed"] == 0 and counts["blocked"] == 6
-    assert counts["updated"] + counts["unchanged"] == 10
+    assert counts["failed"] == 0 and counts["blocked"] == 7
+    assert counts["updated"] + counts["unchanged"] == 9
     assert_at_target(plan, emu)
     written = emu.write_counts()
     assert set(written) == {o.id for o in result.outcomes if o.status == "updated"}
@@ -247,7 +247,7 @@ def test_cli_apply_yes_json_result(emu: Emulator, tmp_path: Path) -> None:
     result = cli("apply", str(out), "--yes", "--format", "json", "--state-dir", str(tmp_path / "s"), env=env)
     assert result.exit_code == 3, result.stderr
     doc = json.loads(result.stdout)
-    assert doc["summary"]["failed"] == 0 and doc["summary"]["blocked"] == 6
+    assert doc["summary"]["failed"] == 0 and doc["summary"]["blocked"] == 7
     assert KEY not in result.stdout + result.stderr and SECRET_MARK not in result.stdout + result.stderr
 
 

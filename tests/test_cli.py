@@ -48,7 +48,7 @@ def test_plan_text_on_sample_exits_3_for_blocked() -> None:
     """The sample has blocked endpoints: the report is printed and the exit code is 3."""
     code, out, err = invoke("plan", "--from", str(SAMPLE))
     assert code == 3
-    assert "16 endpoints: 10 to update, 0 unchanged, 6 blocked" in out
+    assert "16 endpoints: 9 to update, 0 unchanged, 7 blocked" in out
     assert err == ""
 
 
@@ -150,7 +150,7 @@ def test_export_writes_exact_bodies(tmp_path: Path) -> None:
     """export writes <id>.json with exactly the plan's body for each unblocked endpoint, plus plan.json."""
     out_dir = tmp_path / "out"
     code, _, err = invoke("export", "--from", str(SAMPLE), "--out", str(out_dir))
-    assert code == 3 and "wrote 10 body files" in err
+    assert code == 3 and "wrote 9 body files" in err
     plan = json.loads((out_dir / "plan.json").read_text())
     files = sorted(p.name for p in out_dir.iterdir())
     unblocked = [e for e in plan["endpoints"] if e["status"] != "blocked"]
@@ -214,7 +214,7 @@ def test_installed_command_as_subprocess(tmp_path: Path) -> None:
         timeout=60,
     )
     assert proc.returncode == 3, proc.stderr
-    assert json.loads(proc.stdout)["summary"]["blocked"] == 6
+    assert json.loads(proc.stdout)["summary"]["blocked"] == 7
     assert SECRET_MARK not in proc.stdout + proc.stderr
 
 

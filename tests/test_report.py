@@ -39,9 +39,19 @@ def test_golden_report(fmt: str) -> None:
 def test_json_plan_follows_spec_shape() -> None:
     """The JSON plan has exactly SPEC §6's keys, in order, and round-trips through the model."""
     doc = json.loads(sample_plan().to_json())
-    assert list(doc) == ["format_version", "target", "generated_at", "tables", "endpoints", "summary", "digest"]
+    assert list(doc) == [
+        "format_version",
+        "target",
+        "target_reason",
+        "generated_at",
+        "tables",
+        "endpoints",
+        "summary",
+        "digest",
+    ]
     assert doc["format_version"] == 1 and doc["target"] == "v1" and doc["generated_at"] == WHEN
-    assert doc["tables"] == {"gpu_pools": "snapshot", "overrides": []}
+    sources = {"pools": "snapshot", "data_centers": "bundled", "cpus": "bundled", "rest_v1": "bundled"}
+    assert doc["tables"] == {"gpu_pools": "snapshot", "overrides": [], "sources": sources}
     first = doc["endpoints"][0]
     assert list(first) == ["id", "name", "status", "body", "changes", "fingerprint", "findings", "equivalence"]
     assert first["equivalence"] == {
@@ -64,12 +74,12 @@ def test_json_plan_follows_spec_shape() -> None:
     assert list(first["findings"][0]) == ["severity", "code", "field", "message"]
     assert doc["summary"] == {
         "endpoints": 16,
-        "update": 10,
+        "update": 9,
         "unchanged": 0,
-        "blocked": 6,
+        "blocked": 7,
         "equivalent": 2,
         "equivalent_frozen": 6,
-        "explained": 2,
+        "explained": 1,
         "not_equivalent": 0,
     }
     loaded = Plan.model_validate(doc)
@@ -83,7 +93,7 @@ def test_blocked_endpoints_lead_the_text_report() -> None:
     render(sample_plan(), out, "text")
     text = out.getvalue()
     assert text.index("BLOCKED") < text.index("UPDATE (")
-    assert text.rstrip().endswith("6 endpoints BLOCKED. Fix the errors above or add --mappings overrides.")
+    assert text.rstrip().endswith("7 endpoints BLOCKED. Fix the errors above or add --mappings overrides.")
 
 
 @pytest.mark.parametrize("fmt", ["text", "json", "markdown"])

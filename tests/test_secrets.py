@@ -170,7 +170,7 @@ def test_every_command_keeps_every_secret(tmp_path: Path, target: str) -> None:
 
 ERROR_CASES = {
     "wrong key": ({"api_key": "another-key-000000000"}, ["migrate", "--yes"]),
-    "retired v1": ({"faults": Faults(retire_v1=True)}, ["migrate", "--yes", "--state-dir", "state"]),
+    "retired v1": ({"faults": Faults(retire_v1=True)}, ["migrate", "--yes", "--target", "v1", "--state-dir", "state"]),
     "always 503": ({"faults": Faults(fail_every=1)}, ["plan"]),
     "503 on writes": ({"faults": Faults(fail_every=3)}, ["migrate", "--yes", "--state-dir", "state"]),
 }

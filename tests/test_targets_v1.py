@@ -43,11 +43,14 @@ def test_type_outside_rest_enum_is_kept_with_warning() -> None:
     assert [(f.code, f.severity) for f in result.findings] == [("gpu-type-not-in-rest-enum", "warning")]
 
 
-def test_cpu_vcpu_mismatch_keeps_largest() -> None:
-    """Different vCPU counts warn cpu-vcpu-mismatch and keep the largest."""
-    body, found = run(gpuIds="", instanceIds=["cpu3g-4-16", "cpu3c-8-16", "cpu3c-2-4"])
-    assert body["vcpuCount"] == 8
-    assert found == {"cpu-vcpu-mismatch": "warning"}
+def test_cpu_vcpu_mismatch_blocks_on_v1() -> None:
+    """Different vCPU counts cannot be said on v1 (one vcpuCount): an error that points to --target v2."""
+    result = V1.build(analyse(endpoint(gpuIds="", instanceIds=["cpu3g-4-16", "cpu3c-8-16"]), tables()), tables())
+    mismatch = [f for f in result.findings if f.code == "cpu-vcpu-mismatch"]
+    assert [f.severity for f in mismatch] == ["error"] and "--target v2" in mismatch[0].message
+    assert result.blocked
+    _, found = run(gpuIds="", instanceIds=["cpu3g-4-16", "cpu3c-4-8"])
+    assert found == {}  # one vCPU count: fine
 
 
 def test_body_has_only_update_input_keys() -> None:

@@ -363,7 +363,7 @@ def test_workers_and_idle_out_of_range_blocked(tables: Tables) -> None:
 
 
 def test_network_volumes(tables: Tables) -> None:
-    """networkVolumeIds and networkVolumeId become one networkVolumes list of ids, no duplicates."""
+    """networkVolumeIds and networkVolumeId become one networkVolumes list of ids, the primary first, no duplicates."""
     t = v2(
         endpoint(
             networkVolumeId="vol-b",
@@ -371,7 +371,7 @@ def test_network_volumes(tables: Tables) -> None:
         ),
         tables,
     )
-    assert t.body["networkVolumes"] == ["vol-a", "vol-b"]
+    assert t.body["networkVolumes"] == ["vol-b", "vol-a"]
     assert "networkVolumes" not in v2(endpoint(), tables).body
 
 

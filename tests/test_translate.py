@@ -124,8 +124,9 @@ def test_no_locations_means_anywhere(value: str | None) -> None:
 def test_country_expands_and_ids_pass_through_in_order() -> None:
     """Tokens keep their legacy order; a country expands in table order; no duplicates."""
     body, found = run(locations="EU-CZ-1, NO,CZ,US-GA-1")
-    assert body["dataCenterIds"] == ["EU-CZ-1", "EUR-NO-1", "US-GA-1"]
-    assert found == {}
+    assert body["dataCenterIds"] == ["EU-CZ-1", "EUR-NO-1", "EUR-NO-2", "US-GA-1"]
+    # EUR-NO-2 is newer than the stored v1 enum: kept with a warning; each country expanded says it is frozen
+    assert found == {"dynamic-location-frozen": "info", "data-center-not-in-rest-enum": "warning"}
 
 
 def test_override_location_token() -> None:
@@ -136,7 +137,8 @@ def test_override_location_token() -> None:
 
 def test_unknown_location_is_an_error() -> None:
     """An unknown token blocks the endpoint."""
-    assert run(locations="US,Mars")[1] == {"unknown-location": "error"}
+    assert run(locations="US,Mars")[1]["unknown-location"] == "error"
+    assert run(locations="EU-RO-1,Mars")[1] == {"unknown-location": "error"}
 
 
 def test_gb_alone_warns_and_blocks() -> None:
@@ -144,7 +146,7 @@ def test_gb_alone_warns_and_blocks() -> None:
     assert run(locations="GB")[1] == {"location-without-data-center": "warning", "no-data-centers": "error"}
     body, found = run(locations="GB,FR")
     assert body["dataCenterIds"] == ["EU-FR-1"]
-    assert found == {"location-without-data-center": "warning"}
+    assert found == {"location-without-data-center": "warning", "dynamic-location-frozen": "info"}
 
 
 # --- FlashBoot and name --------------------------------------------------------------------------

@@ -21,10 +21,11 @@ F = TypeVar("F", bound=Callable[..., Any])
 
 TARGET = click.option(
     "--target",
-    type=click.Choice(["v1", "v2"]),
-    default="v1",
+    type=click.Choice(["auto", "v1", "v2"]),
+    default="auto",
     show_default=True,
-    help="REST API version to write for (v1 is being retired by RunPod; v2 keeps pools and priority FlashBoot).",
+    help="REST API version to write for. auto: v1 offline (--from); live, v1 while RunPod serves it and v2 once "
+    "v1 answers 410 Gone. v1/v2 are never switched (v2 keeps pools and priority FlashBoot).",
 )
 MAPPINGS = click.option(
     "--mappings",

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from bridge.apply import ApplyResult
     from bridge.config import Settings
     from bridge.journal import Backup
-    from bridge.models import Plan, Target
+    from bridge.models import Plan, TargetChoice
 
 STATE_DIR = click.option(
     "--state-dir",
@@ -209,7 +209,7 @@ def apply(
 def migrate(
     dry_run: bool,
     yes: bool,
-    target: Target,
+    target: TargetChoice,
     mappings: tuple[str, ...],
     endpoint_ids: tuple[str, ...],
     keep_fb_suffix: bool,

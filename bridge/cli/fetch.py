@@ -10,7 +10,7 @@ import click
 from bridge.cli._common import DEBUG, ENDPOINT, EXIT_CODES, QUIET, TARGET, Connection, connection_options, handle_errors
 
 if TYPE_CHECKING:
-    from bridge.models import Target
+    from bridge.models import TargetChoice
 
 
 @click.command(epilog=EXIT_CODES)
@@ -24,13 +24,14 @@ if TYPE_CHECKING:
 @DEBUG
 @handle_errors
 def fetch(
-    output: str, target: Target, endpoint_ids: tuple[str, ...], quiet: bool, connection: Connection, debug: bool
+    output: str, target: TargetChoice, endpoint_ids: tuple[str, ...], quiet: bool, connection: Connection, debug: bool
 ) -> None:
     """Read every endpoint (past GraphQL's 400-row cap) and the GPU pools, and write a snapshot.
 
-    The file is the GraphQL "view your endpoints" answer with data.serverlessGpuPools, secrets
-    (aiKey, env values) redacted; `bridge plan --from FILE` plans from it offline. --target says
-    which REST list finds the endpoints past the cap (v2 is used when v1 is retired).
+    The file is the GraphQL "view your endpoints" answer with data.serverlessGpuPools and the v2
+    catalogs (GPU types, data centers, CPU flavors), secrets (aiKey, env values) redacted; `bridge plan
+    --from FILE` plans from it offline. --target says which REST list finds the endpoints past the cap
+    (auto: v1, or v2 once v1 answers 410 Gone).
     """
     from bridge.cli._progress import progress_shown
     from bridge.errors import InputError
@@ -55,5 +56,10 @@ def fetch(
         write_private(output, json.dumps(document, indent=2, ensure_ascii=False) + "\n")
     except OSError as exc:
         raise InputError(f"{output}: cannot write: {exc.strerror or exc}") from None
-    pools = "live GPU pools" if live.pools is not None else "no pool table (plan will use the bundled one)"
-    click.echo(f"bridge: wrote {plural(len(live.raw_endpoints), 'endpoint')} and {pools} to {output}", err=True)
+    pools = "GraphQL GPU pools" if live.pools is not None else "no GraphQL pool table"
+    catalogs = ", ".join(document.get("catalogs", {})) or "none"
+    click.echo(
+        f"bridge: wrote {plural(len(live.raw_endpoints), 'endpoint')}, {pools} "
+        f"and v2 catalogs ({catalogs}) to {output}",
+        err=True,
+    )

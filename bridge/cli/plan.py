@@ -22,7 +22,7 @@ from bridge.cli._common import (
 )
 
 if TYPE_CHECKING:
-    from bridge.models import Plan, Target
+    from bridge.models import Plan, TargetChoice
 
 EXIT_BLOCKED = 3
 EXIT_CHECK = 4
@@ -32,7 +32,7 @@ def _plan(
     from_file: str | None,
     connection: Connection,
     *,
-    target: Target,
+    target: TargetChoice,
     mappings: tuple[str, ...],
     endpoint_ids: tuple[str, ...],
     keep_fb_suffix: bool,
@@ -85,7 +85,7 @@ def plan(
     fmt: str,
     output: str | None,
     check: bool,
-    target: Target,
+    target: TargetChoice,
     mappings: tuple[str, ...],
     endpoint_ids: tuple[str, ...],
     keep_fb_suffix: bool,
@@ -173,7 +173,7 @@ def _write_report(result: Plan, fmt: str, output: str | None) -> None:
 def export(
     from_file: str | None,
     out_dir: str,
-    target: Target,
+    target: TargetChoice,
     mappings: tuple[str, ...],
     endpoint_ids: tuple[str, ...],
     keep_fb_suffix: bool,

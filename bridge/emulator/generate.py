@@ -1,8 +1,10 @@
 """Make large, realistic, reproducible accounts for tests and benchmarks.
 
 ``generate_account(10_000, seed=1)`` returns the same snapshot document every time: GPU pools with and
-without exclusions, ``-fb`` names, every ``flashBootType``, country and data-center locations, CPU
-endpoints, secrets in ``env``, ``aiKey`` and template env, ``createdAt`` strictly increasing. With the
+without exclusions (console-style ones excluding MIG slices among them), ``-fb`` names, every
+``flashBootType``, country and data-center locations (newer data centers such as ``US-MO-1`` and
+``AP-IN-1`` among them), CPU endpoints, secrets in ``env``, ``aiKey`` and template env, ``createdAt``
+strictly increasing. With the
 default ``blocked_fraction=0.0`` every endpoint translates without an error finding (warnings such as a
 lost ``PRIORITY_FLASHBOOT`` do occur).
 """
@@ -40,6 +42,22 @@ _LOCATIONS: tuple[str | None, ...] = (
     "US,CA",
     "EUR-IS-1,EUR-IS-2",
     "SE,NO",
+    # data centers newer than the REST v1 enum (runpod/flash, runpodctl's catalog fixture, 2026 lists)
+    "US-MO-1,US-NE-1",
+    "US-MO-2, US-NC-2",
+    "AP-IN-1",
+    "US,CA-MTL-4",
+    "EUR-NO-2,EU-RO-1",
+    "US-MD-1",
+)
+# What the RunPod console writes today: a pool narrowed by exclusions that include a MIG slice.
+_MIG_24 = "NVIDIA RTX PRO 6000 Blackwell Server Edition MIG 1g.24gb"
+_MIG_48 = "NVIDIA RTX PRO 6000 Blackwell Server Edition MIG 2g.48gb"
+_CONSOLE_GPU_IDS = (
+    ("AMPERE_24", ("NVIDIA L4", "NVIDIA RTX A5000", _MIG_24)),
+    ("AMPERE_24", (_MIG_24,)),
+    ("ADA_48_PRO", (_MIG_48,)),
+    ("ADA_48_PRO", ("NVIDIA L40", _MIG_48)),
 )
 _CUDA: tuple[str | None, ...] = (None,) * 7 + ("12.4,12.8", "12.8", "12.1,12.2,12.3,12.4")
 _BLOCKERS = ("unknown-pool", "unknown-location", "unknown-cpu", "all-excluded", "workers")
@@ -71,6 +89,9 @@ def _gpu_variants(rng: random.Random, pools: Mapping[str, Sequence[str]]) -> lis
         members = list(pools[pool])
         excluded = rng.sample(members, rng.randint(1, len(members) - 1))
         variants.append(",".join(chosen + ["-" + t for t in excluded]))
+    for pool, dropped in _CONSOLE_GPU_IDS:  # each twice: common on accounts made in the console
+        if set(dropped) <= set(pools.get(pool, ())) and len(dropped) < len(pools[pool]):
+            variants += [",".join([pool, *("-" + t for t in dropped)])] * 2
     return variants
 
 

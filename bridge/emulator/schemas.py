@@ -3,6 +3,10 @@
 v1 (OpenAPI 3.0) has no ``additionalProperties: false``, so unknown keys pass, as they do live; v2
 (OpenAPI 3.1) closes its bodies with ``unevaluatedProperties: false`` and is checked with a Draft 2020-12
 validator. ``$ref``s resolve inside the spec document through a ``referencing`` registry.
+
+The live v1 enums grew past the stored copy (runpod-domain.md §1.4: a later live spec adds ``AP-IN-1``,
+``US-MD-1`` and MIG slices), so a v1 body may also name the data centers and GPU types the emulator's own
+tables know (``known``): the stored enum is a snapshot, not the server's whole list.
 """
 
 from __future__ import annotations
@@ -10,7 +14,7 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 from jsonschema import Draft4Validator, Draft202012Validator, ValidationError
@@ -123,8 +127,21 @@ def _path(error: ValidationError, root: str) -> str:
     return out or "(body)"
 
 
-def _errors(validator: Validator, body: Any, root: str, uri: str) -> list[str]:
+def _known(error: ValidationError, known: Mapping[str, Collection[str]]) -> bool:
+    """An enum miss on a value the emulator's tables know (``known[field]``), at ``field`` or ``field[i]``."""
+    path = list(error.absolute_path)
+    if error.validator != "enum" or not path or not isinstance(path[0], str):
+        return False
+    allowed = known.get(path[0])
+    return allowed is not None and isinstance(error.instance, str) and error.instance in allowed
+
+
+def _errors(
+    validator: Validator, body: Any, root: str, uri: str, known: Mapping[str, Collection[str]] | None = None
+) -> list[str]:
     found: Iterable[ValidationError] = validator.iter_errors(body)
+    if known:
+        found = [err for err in found if not _known(err, known)]
     leaves = sorted((_leaf(e) for e in found), key=lambda e: ([str(p) for p in e.absolute_path], e.message))
     out: list[str] = []
     for err in leaves:
@@ -134,9 +151,12 @@ def _errors(validator: Validator, body: Any, root: str, uri: str) -> list[str]:
     return list(dict.fromkeys(out))
 
 
-def v1_update_errors(body: Any) -> list[str]:
-    """Reasons a v1 ``EndpointUpdateInput`` body is invalid (empty when it is valid)."""
-    return _errors(_v1_validator(), body, "", _V1_URI)
+def v1_update_errors(body: Any, known: Mapping[str, Collection[str]] | None = None) -> list[str]:
+    """Reasons a v1 ``EndpointUpdateInput`` body is invalid (empty when it is valid).
+
+    ``known`` maps a field (``dataCenterIds``, ``gpuTypeIds``) to values accepted beyond the stored enum.
+    """
+    return _errors(_v1_validator(), body, "", _V1_URI, known)
 
 
 def v2_update_errors(body: Any) -> list[str]:

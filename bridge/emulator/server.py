@@ -4,6 +4,7 @@ A stdlib ``ThreadingHTTPServer`` on 127.0.0.1 speaking HTTP/1.1 with keep-alive:
 connection, so a per-request latency (a sleep in the handler thread) scales with the client's
 concurrency. Each response goes out in one ``send`` (no Nagle stalls on keep-alive connections).
 
+The v2 catalogs (``/v2/catalog/{gpus,datacenters,cpus}``) are answered by ``catalog.py``.
 Order of checks for every API request (``/graphql``, ``/v1``, ``/v2``; never ``/_emulator``):
 log -> latency -> ``retire_v1`` (410) -> auth (401) -> ``rate_limit`` (429) -> ``fail_every`` (503) -> the API,
 and for a write that succeeded, ``drop_every`` (applied, then the connection is closed unanswered).
@@ -31,6 +32,7 @@ from types import TracebackType
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
+from bridge.emulator.catalog import Catalog, CatalogError
 from bridge.emulator.faults import FaultCounters, Faults
 from bridge.emulator.graphql_api import GraphQLApi
 from bridge.emulator.schemas import v1_update_errors, v2_update_errors
@@ -348,7 +350,7 @@ class _Handler(BaseHTTPRequestHandler):
         ok, data = _json_body(body)
         if not ok:
             return _v1_error(400, "invalid input: the body is not valid JSON")
-        errors = v1_update_errors(data)
+        errors = v1_update_errors(data, {"dataCenterIds": account.dc_ids, "gpuTypeIds": account.known_types})
         if errors:
             return _v1_error(400, "invalid input: " + "; ".join(errors))
         try:
@@ -363,6 +365,8 @@ class _Handler(BaseHTTPRequestHandler):
         emulator = self.server.emulator
         account = emulator.account
         parts = [unquote(p) for p in path.split("/")[2:]]
+        if parts[:1] == ["catalog"]:
+            return self._catalog(method, parts, query)
         if parts == ["serverless"]:
             if method != "GET":
                 reply = _problem(405, "The requested method is not allowed for this path.")
@@ -382,6 +386,19 @@ class _Handler(BaseHTTPRequestHandler):
             reply.headers.append(("Allow", "GET, PATCH"))
             return reply
         return _problem(404, f"no such path: {path}")
+
+    def _catalog(self, method: str, parts: list[str], query: Mapping[str, list[str]]) -> _Reply:
+        emulator = self.server.emulator
+        if not emulator.serve_catalogs or len(parts) != 2 or parts[1] not in ("gpus", "datacenters", "cpus"):
+            return _problem(404, f"no such path: /v2/{'/'.join(parts)}")
+        if method != "GET":
+            reply = _problem(405, "The requested method is not allowed for this path.")
+            reply.headers.append(("Allow", "GET"))
+            return reply
+        try:
+            return _Reply(200, emulator.catalog.answer(parts[1], query))
+        except CatalogError as exc:
+            return _problem(exc.status, str(exc))
 
     def _v2_list(self, query: Mapping[str, list[str]]) -> _Reply:
         emulator = self.server.emulator
@@ -456,6 +473,8 @@ class Emulator:
     ``snapshot`` is a snapshot file, a parsed snapshot document, or None for the bundled sample account.
     ``pools`` replaces the pool table (default: the snapshot's ``serverlessGpuPools``, else the bundled one).
     ``drop_fields`` removes fields from the GraphQL schema (``"workersStandby"`` or ``"Type.field"``).
+    ``catalog_pools`` gives ``GET /v2/catalog/gpus`` its own pool table (default: the same as GraphQL's);
+    ``catalogs=False`` answers 404 on ``/v2/catalog/*``, as a server without the catalogs would.
     """
 
     def __init__(
@@ -471,6 +490,8 @@ class Emulator:
         v2_page_size: int = 100,
         introspection: bool = False,
         log_limit: int | None = 100_000,
+        catalog_pools: Mapping[str, Sequence[str]] | None = None,
+        catalogs: bool = True,
     ) -> None:
         if api_key is not None and not api_key.strip():
             raise ValueError("api_key must be a non-empty string or None (any key accepted)")
@@ -480,6 +501,8 @@ class Emulator:
         options = ViewOptions(dc_ids_as_string=dc_ids_as_string, omit_flashboot=omit_flashboot)
         self.account = Account(records, pools if pools is not None else seed_pools, options=options)
         self.graphql = GraphQLApi(self.account, drop_fields=drop_fields, introspection=introspection)
+        self.catalog = Catalog.build(catalog_pools if catalog_pools is not None else self.account.pools)
+        self.serve_catalogs = catalogs
         self.api_key = api_key
         self.v2_page_size = v2_page_size
         self.counters = FaultCounters()

@@ -267,9 +267,9 @@ class Account:
         for pool, members in self.pools.items():
             for member in members:
                 self._pool_of.setdefault(member, pool)
-        self._known_types = frozenset(self._pool_of) | tables.gpu_types
-        self._dc_order: tuple[str, ...] = tuple(tables.data_centers)
-        self._dc_ids = frozenset(self._dc_order)
+        self.known_types = frozenset(self._pool_of) | tables.gpu_types
+        self.dc_order: tuple[str, ...] = tuple(tables.data_centers)
+        self.dc_ids = frozenset(self.dc_order)
         self._countries = dict(tables.countries)
         indexed = list(enumerate(records))
         indexed.sort(key=lambda pair: (str(pair[1].get("createdAt") or ""), pair[0]))
@@ -340,7 +340,7 @@ class Account:
             members = self.pools.get(token)
             if members is not None:
                 out.extend(members)
-            elif token in self._known_types:  # a GPU type written where a pool belongs counts as that type
+            elif token in self.known_types:  # a GPU type written where a pool belongs counts as that type
                 out.append(token)
         drop = set(excluded)
         return _dedupe(t for t in out if t not in drop)
@@ -349,10 +349,10 @@ class Account:
         """Expand ``locations`` to data-center ids; an empty value means every data center."""
         toks = tokens(locations)
         if not toks:
-            return list(self._dc_order)
+            return list(self.dc_order)
         out: list[str] = []
         for token in toks:
-            if token in self._dc_ids:
+            if token in self.dc_ids:
                 out.append(token)
             else:
                 out.extend(self._countries.get(token.upper(), ()))

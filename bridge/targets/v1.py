@@ -1,8 +1,15 @@
 """REST v1: ``POST {rest}/endpoints/{id}/update`` with a flat ``EndpointUpdateInput`` body (SPEC §4).
 
-v1 cannot say everything the legacy form says: "priority FlashBoot" becomes plain ``flashboot: true`` and
-several vCPU counts become the largest one, each with a warning. A GPU type given as a pool is kept as that
-one type, and an exclusion outside the selected pools is dropped: both warnings, since v1 accepts the body.
+v1 cannot say everything the legacy form says: "priority FlashBoot" becomes plain ``flashboot: true`` (a
+warning), and CPU instance ids with different vCPU counts block the endpoint (v1 has one ``vcpuCount``;
+``--target v2`` carries them). A GPU type given as a pool is kept as that one type, and an exclusion outside
+the selected pools is dropped: both warnings, since v1 accepts the body.
+
+Data centers: the stored v1 spec enumerates 26 ids, but the live v1 enum grew (a client generated from a later
+live v1 spec lists ``AP-IN-1`` and ``US-MD-1`` too; runpod-domain.md §5.2) and the v1 spec does not forbid
+other values. So v1 takes every data center bridge knows: the stored enum and ``_LATER_V1_DATA_CENTERS``
+silently, any other known id (``US-MO-1``, ...) with one warning naming them, as for GPU types beyond the enum.
+An unknown id is still an error.
 """
 
 from __future__ import annotations
@@ -60,6 +67,23 @@ _PASS_THROUGH = (
 )
 
 
+_LATER_V1_DATA_CENTERS = ("AP-IN-1", "US-MD-1")  # seen in a later live v1 spec's dataCenterIds enum
+
+
+def _data_center_finding(data_centers: list[str], tables: Tables) -> Finding | None:
+    enum = {*tables.v1_data_centers, *_LATER_V1_DATA_CENTERS}
+    newer = [dc for dc in data_centers if dc not in enum and dc in tables.data_centers]
+    if not newer or not tables.v1_data_centers:
+        return None
+    return finding(
+        "warning",
+        "data-center-not-in-rest-enum",
+        "dataCenterIds",
+        f"{', '.join(newer)} not in the REST v1 data-center list (the live list grew past it): kept, the server "
+        "may refuse them (--target v2 takes every data center of its catalog)",
+    )
+
+
 def _verdict(observation: Observation) -> Finding:
     if observation.code == "gpu-type-as-pool":
         message = f"{observation.subject!r} is a GPU type, not a pool: kept as that one GPU type"
@@ -89,17 +113,29 @@ def build_v1_body(intent: Intent, tables: Tables) -> Translation:
         )
     if intent.cpu is not None:
         body["cpuFlavorIds"] = dedupe(flavor for flavor, _ in intent.cpu)
+        for flavor in body["cpuFlavorIds"]:
+            if flavor not in tables.cpu_flavors:
+                findings.append(
+                    finding(
+                        "error",
+                        "field-out-of-range",
+                        "instanceIds",
+                        f"CPU flavor {flavor!r} is not one of the REST v1 endpoint flavors "
+                        f"({', '.join(tables.cpu_flavors)}): --target v2 can carry it",
+                    )
+                )
         counts = dedupe(str(vcpus) for _, vcpus in intent.cpu)
         if counts:
             body["vcpuCount"] = max(vcpus for _, vcpus in intent.cpu)
         if len(counts) > 1:
             findings.append(
                 Finding(
-                    severity="warning",
+                    severity="error",
                     code="cpu-vcpu-mismatch",
                     field="instanceIds",
-                    message=f"instance ids ask for {', '.join(counts)} vCPUs; REST v1 takes one vcpuCount: "
-                    f"{body['vcpuCount']} is kept",
+                    message=f"instance ids ask for {', '.join(counts)} vCPUs; REST v1 takes one vcpuCount for all "
+                    "flavors, so it cannot carry them without changing hardware (--target v2 can: one vCPU count "
+                    "per flavor)",
                 )
             )
     else:
@@ -118,6 +154,9 @@ def build_v1_body(intent: Intent, tables: Tables) -> Translation:
             body["gpuCount"] = settings["gpuCount"]
     if intent.data_centers is not None:
         body["dataCenterIds"] = intent.data_centers
+        newer = _data_center_finding(intent.data_centers, tables)
+        if newer is not None:
+            findings.append(newer)
     for key in _PASS_THROUGH:
         if key in settings:
             body[key] = settings[key]

@@ -251,7 +251,8 @@ def build_v2_body(intent: Intent, tables: Tables) -> Translation:
     _workers_and_scaling(intent, body, add)
     if intent.data_centers is not None:
         body["dataCenterIds"] = list(intent.data_centers)
-    volumes = dedupe([*settings.get("networkVolumeIds", ()), *filter(None, [settings.get("networkVolumeId")])])
+    # The primary volume first: v2 has no separate networkVolumeId, and the first entry is the primary one.
+    volumes = dedupe([*filter(None, [settings.get("networkVolumeId")]), *settings.get("networkVolumeIds", ())])
     if volumes:
         body["networkVolumes"] = volumes
     if "executionTimeoutMs" in settings:
