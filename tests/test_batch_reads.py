@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from conftest import EMULATOR_KEY
 from graphql import FieldNode, OperationDefinitionNode, parse, validate
 
 from bridge.batch_reads import (
@@ -24,7 +25,6 @@ from bridge.emulator import Emulator
 from bridge.emulator.generate import generate_account
 from bridge.emulator.graphql_api import complexity
 from bridge.source import Fragment
-from tests.conftest import EMULATOR_KEY
 
 MakeEmulator = Callable[..., Emulator]
 ENDPOINT_QUERY = (

@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pexpect
 import pytest
+from conftest import EMULATOR_KEY
+from helpers import BRIDGE
 
 from bridge.emulator import Emulator
-from tests.conftest import EMULATOR_KEY
-from tests.helpers import BRIDGE
 
 pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="pseudo-terminals are POSIX")
 

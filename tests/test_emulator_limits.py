@@ -88,8 +88,7 @@ def test_rate_limit_alone_keeps_its_one_second_window_and_headers() -> None:
 def test_the_served_v2_api_announces_every_window_and_names_the_one_that_refused(make_emulator: Any) -> None:
     """Over real sockets: v2 answers carry one RateLimit member per window; the 429 names the full window."""
     import httpx
-
-    from tests.conftest import EMULATOR_KEY
+    from conftest import EMULATOR_KEY
 
     emu = make_emulator(faults=Faults(rate_policy='"burst";q=2;w=60, "hour";q=3000;w=3600'))
     auth = {"Authorization": f"Bearer {EMULATOR_KEY}"}
@@ -105,8 +104,7 @@ def test_the_served_v2_api_announces_every_window_and_names_the_one_that_refused
 
 def test_the_served_graphql_api_applies_the_complexity_limit(make_emulator: Any) -> None:
     import httpx
-
-    from tests.conftest import EMULATOR_KEY
+    from conftest import EMULATOR_KEY
 
     emu = make_emulator(faults=Faults(graphql_max_complexity=1))
     auth = {"Authorization": f"Bearer {EMULATOR_KEY}"}

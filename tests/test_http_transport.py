@@ -11,6 +11,8 @@ from typing import Any
 import aiohttp
 import httpx
 import pytest
+from conftest import EMULATOR_KEY
+from helpers import VirtualTime
 
 from bridge.config import Settings
 from bridge.emulator import Emulator
@@ -18,8 +20,6 @@ from bridge.emulator.faults import Faults
 from bridge.errors import ApiError, WriteOutcomeUnknown
 from bridge.http import Http, RetryPolicy
 from bridge.http.transport import Transport, map_error
-from tests.conftest import EMULATOR_KEY
-from tests.helpers import VirtualTime
 
 MakeEmulator = Callable[..., Emulator]
 AUTH = {"Authorization": f"Bearer {EMULATOR_KEY}"}

@@ -163,11 +163,12 @@ def test_the_session_resolves_proxies_once_and_sends_https_through_connect(
 ) -> None:
     """Http reads the proxy variables when it opens, for its https origins only; a request goes through the
     proxy's CONNECT (the key never in the clear) and a refused tunnel is a clear error, not a crash."""
+    from helpers import VirtualTime
+
     from bridge.config import Settings
     from bridge.errors import ApiError
     from bridge.http import Http, RetryPolicy
     from bridge.http.transport import Routed
-    from tests.helpers import VirtualTime
 
     monkeypatch.setenv("HTTPS_PROXY", recorder.url)
     monkeypatch.delenv("NO_PROXY", raising=False)

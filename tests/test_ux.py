@@ -14,6 +14,9 @@ from typing import Any
 import click
 import pytest
 from click.testing import CliRunner
+from conftest import EMULATOR_KEY
+from helpers import BRIDGE, ROOT, SAMPLE, run_bridge
+from test_report import sample_plan
 
 import bridge
 from bridge.cli import _COMMANDS, main
@@ -24,9 +27,6 @@ from bridge.errors import BridgeError
 from bridge.migrate import run_migration
 from bridge.progress import advance, phase, reporting
 from bridge.report import render, render_result
-from tests.conftest import EMULATOR_KEY
-from tests.helpers import BRIDGE, ROOT, SAMPLE, run_bridge
-from tests.test_report import sample_plan
 
 README = (ROOT / "README.md").read_text()
 
@@ -360,11 +360,11 @@ def test_connection_refused_is_said_as_the_readme_says() -> None:
 
 def test_a_host_name_that_does_not_resolve_is_not_retried() -> None:
     import httpx
+    from helpers import offline_settings
 
     from bridge.errors import ApiError
     from bridge.http import RetryPolicy
     from bridge.live import read_live_account
-    from tests.helpers import offline_settings
 
     calls = 0
 
