@@ -112,7 +112,8 @@ class _Index:
         for token, ids in tables.locations.items():  # the [locations] table wins over the country table
             regions[token.casefold()] = ids
         self.regions = regions
-        self.cpu_flavors = {f.casefold(): f for f in tables.cpu_flavors}
+        # Every flavor the tables know, not only the v1 enum: v2 takes catalog flavors (cpu3m, cpu5m).
+        self.cpu_flavors = {f.casefold(): f for f in (*tables.cpu_flavors, *tables.cpu_flavor_table)}
         self.gpu_cache: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
         self.list_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.v2_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[tuple[str, ...], ...]] = {}
@@ -148,6 +149,23 @@ def _unique(items: Iterable[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(items))
 
 
+def _squash(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _members_named(chosen: list[str], excluded: list[str]) -> list[str]:
+    """The exclusions, each a selected member where one matches it only with runs of whitespace ignored.
+
+    A console or a hand spells ``-NVIDIA  RTX A4500`` (the v1 enum's own double-space entry) for the pool member
+    ``NVIDIA RTX A4500``: such an exclusion narrows (issue 13, the safe side). A member another exclusion names
+    exactly (case aside) is not taken a second time.
+    """
+    exact = {t.casefold() for t in chosen}
+    named = {t.casefold() for t in excluded}
+    loose = {_squash(t): t for t in reversed(chosen) if t.casefold() not in named}
+    return [t if t.casefold() in exact else loose.get(_squash(t), t) for t in excluded]
+
+
 def _minus(types: Iterable[str], excluded: Iterable[str]) -> tuple[str, ...]:
     drop = {t.casefold() for t in excluded}
     return _unique(t for t in types if t.casefold() not in drop)
@@ -179,7 +197,7 @@ def _legacy_gpu(index: _Index, gpu_ids: str) -> tuple[tuple[str, ...], tuple[str
             chosen.append(index.types[token.casefold()])
         else:
             problems.append(f"gpuIds token {token!r} is not a known pool or GPU type")
-    result = (_minus(chosen, excluded), _unique(pools), tuple(problems))
+    result = (_minus(chosen, _members_named(chosen, excluded)), _unique(pools), tuple(problems))
     _remember(index.gpu_cache, gpu_ids, result)
     return result
 

@@ -228,8 +228,9 @@ def _locations(ep: LegacyEndpoint, tables: Tables, intent: Intent) -> None:
                     "info",
                     "dynamic-location-frozen",
                     "locations",
-                    f"country {token!r} is written as the {len(expansion)} data centers the {source} table knows "
-                    f"in it today; RunPod's {token!r} grew with new data centers, an explicit list does not",
+                    f"country {token!r} is written as the {len(expansion)} data center"
+                    f"{'' if len(expansion) == 1 else 's'} the {source} table knows in it today; a data center "
+                    f"RunPod adds in {token!r} later will not be used (an explicit list does not grow)",
                 )
         if expansion is None:
             intent.add("error", "unknown-location", "locations", f"{token!r} is not a known location")

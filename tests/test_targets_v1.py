@@ -27,6 +27,14 @@ def test_gpu_type_as_pool_is_kept_with_warning() -> None:
     assert found == {"gpu-type-as-pool": "warning"}
 
 
+@pytest.mark.parametrize("gpu_type", ["NVIDIA GeForce RTX 3080", "NVIDIA RTX PRO 4500 Blackwell"])
+def test_gpu_type_in_no_pool_is_blocked_as_on_v2(gpu_type: str) -> None:
+    """A type in no serverless pool cannot be stored as pools and exclusions: v1 blocks it, as v2 does."""
+    _, found = run(gpuIds=f"{gpu_type},AMPERE_48")
+    assert found.get("gpu-type-as-pool") == "error" or found.get("unknown-gpu-pool") == "error"
+    assert "warning" not in {found.get("gpu-type-as-pool")}
+
+
 def test_exclusion_not_in_pools_warns() -> None:
     """Excluding a type that no selected pool has is a warning and changes nothing."""
     body, found = run(gpuIds="AMPERE_48,-NVIDIA H200")

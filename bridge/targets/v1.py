@@ -84,8 +84,19 @@ def _data_center_finding(data_centers: list[str], tables: Tables) -> Finding | N
     )
 
 
-def _verdict(observation: Observation) -> Finding:
+def _verdict(observation: Observation, tables: Tables) -> Finding:
     if observation.code == "gpu-type-as-pool":
+        if not any(observation.subject in members for members in tables.pools.values()):
+            # The server stores a v1 gpuTypeIds write as pools and exclusions (runpodctl #340): a type in no
+            # serverless pool has no such form, and a live v1 update naming one did not converge
+            # (runpod-domain.md §1.3). v2 blocks the same token; v1 must not send a body that cannot stick.
+            return finding(
+                "error",
+                observation.code,
+                observation.field,
+                f"{observation.subject!r} is a GPU type in no known serverless pool: REST stores GPU selections "
+                "as pools, so it cannot be sent (add it to a pool with --mappings if RunPod has one for it)",
+            )
         message = f"{observation.subject!r} is a GPU type, not a pool: kept as that one GPU type"
     else:
         message = f"excluded GPU type {observation.subject!r} is in none of the selected pools"
@@ -94,7 +105,7 @@ def _verdict(observation: Observation) -> Finding:
 
 def build_v1_body(intent: Intent, tables: Tables) -> Translation:
     """Encode an :class:`Intent` as a REST v1 ``EndpointUpdateInput`` body, adding v1-only findings."""
-    findings = judge(intent, _verdict)
+    findings = judge(intent, lambda observation: _verdict(observation, tables))
     body: dict[str, Any] = {}
     if intent.name is not None:
         body["name"] = intent.name
