@@ -16,8 +16,9 @@ What it does, all in one run so that every ratio compares numbers measured side 
    endpoints that all need a write, ``bridge migrate --concurrency 16`` against the concurrency bound
    (requests x latency / concurrency, the requests counted in the emulator's log), and against
    ``baseline_migrate.py``, the plain sequential httpx loop a user would write (read, update, read back);
-5. **rate limit**: the same migration of 500 endpoints against ``--rate-limit 50``: the time against the ideal
-   ``requests / limit``, the share answered 429, failed endpoints;
+5. **rate limit**: the same migration of 500 endpoints against ``--rate-limit 50``: the time from the first
+   request to the last answer (the emulator's log) against the ideal ``requests / limit`` (and the whole
+   process against it, start-up included, for information), the share answered 429, failed endpoints;
 7. **requests**: ``bridge migrate`` of 1,000 endpoints that all need a write, on v1 and on v2, with the requests
    counted by kind in the emulator's log (GraphQL, list, read of one endpoint, write) and per changed endpoint;
 6. **HTTP path**: CPU per request of bridge's ``Http`` against a bare aiohttp loop and a plain httpx loop doing
@@ -472,7 +473,7 @@ def rate_limited(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Ro
     bodies = planned_bodies(account, work / "limited-export")
     rows: list[Row] = []
     for target in ("v1", "v2"):
-        ratios, shares, failed = [], [], []
+        ratios, walls, shares, failed = [], [], [], []
         for run in range(cfg.runs):
             with emulator(account, cfg.latency_ms, cfg.rate_limit) as emu:
                 result = work / "migrate.json"
@@ -492,15 +493,22 @@ def rate_limited(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Ro
             limited = sum(1 for entry in log if entry["status"] == 429)
             summary = json.loads(result.read_text())["summary"]
             ideal = (len(log) - limited) / cfg.rate_limit  # the requests it needed, at the limit
-            ratios.append(wall / ideal)
+            # The rate limit governs the requests: from the first to the answer of the last (the log's times are
+            # arrivals, the answer comes one latency later), not the process start-up before the first.
+            span = max(e["time"] for e in log) - min(e["time"] for e in log) + cfg.latency_ms / 1000
+            ratios.append(span / ideal)
+            walls.append(wall / ideal)
             shares.append(100 * limited / len(log))
             failed.append(float(summary["failed"] + summary["not-attempted"]))
-            say(f"rate-limited {target} {n}: {wall:.2f} s (ideal {ideal:.2f} s), {len(log)} requests, {limited} × 429")
+            say(
+                f"rate-limited {target} {n}: first to last request {span:.2f} s, whole process {wall:.2f} s "
+                f"(ideal {ideal:.2f} s), {len(log)} requests, {limited} × 429"
+            )
         ratio = statistics.median(ratios)
         label = f"rate limit {cfg.rate_limit}/s: migrate {n:,} endpoints, {target}"
         rows += [
             Row(
-                f"{label}: time against the ideal `requests / limit` (whole process)",
+                f"{label}: time from the first request to the last answer, against the ideal `requests / limit`",
                 "≤ 1.15x",
                 ratios,
                 "x",
@@ -508,6 +516,7 @@ def rate_limited(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Ro
                 ratio_label="x ideal",
                 met=ratio <= 1.15,
             ),
+            Row(f"{label}: … the whole process (start-up included) against the same ideal", "", walls, "x"),
             Row(f"{label}: requests answered 429", "< 2%", shares, "%", met=max(shares) < 2),
             Row(f"{label}: failed endpoints", "0", failed, "", met=max(failed) == 0),
         ]
