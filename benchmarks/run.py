@@ -13,11 +13,13 @@ What it does, all in one run so that every ratio compares numbers measured side 
 3. **start-up**: ``bridge --help`` against ``python -c "import click"``, and a check that it imports none of
    gql, httpx and pydantic;
 4. **live migration**: ``bridge emulator`` in its own process (20 ms per request, no rate limit) with 1,000
-   endpoints that all need a write, ``bridge migrate --concurrency 16`` against the concurrency bound
-   (requests x latency / concurrency, the requests counted in the emulator's log), and against
+   endpoints that all need a write, ``bridge migrate --concurrency 16``: its requests, first to last answer, against
+   the concurrency bound (requests x latency / concurrency, the requests counted in the emulator's log), the whole
+   process beside it, and the whole process against
    ``baseline_migrate.py``, the plain sequential httpx loop a user would write (read, update, read back);
-5. **rate limit**: the same migration of 500 endpoints against ``--rate-limit 50``: the time against the ideal
-   ``requests / limit``, the share answered 429, failed endpoints;
+5. **rate limit**: the same migration of 500 endpoints against ``--rate-limit 50``: the time from the first
+   request to the last answer (the emulator's log) against the ideal ``requests / limit`` (and the whole
+   process against it, start-up included, for information), the share answered 429, failed endpoints;
 7. **requests**: ``bridge migrate`` of 1,000 endpoints that all need a write, on v1 and on v2, with the requests
    counted by kind in the emulator's log (GraphQL, list, read of one endpoint, write) and per changed endpoint;
 6. **HTTP path**: CPU per request of bridge's ``Http`` against a bare aiohttp loop and a plain httpx loop doing
@@ -416,7 +418,7 @@ def live(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Row]:
     n = cfg.live_endpoints
     account = write_account(work / f"live-{n}.json", n, seed=2, every_one_changes=True)
     bodies = planned_bodies(account, work / "live-export")
-    walls, bounds, counts, baseline = [], [], [], []
+    walls, spans, bounds, counts, baseline = [], [], [], [], []
     for run in range(cfg.runs):
         with emulator(account, cfg.latency_ms) as emu:
             state = work / f"state-live-{run}"
@@ -424,13 +426,18 @@ def live(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Row]:
             cmd = [*bridge_cmd(), "migrate", "--yes", "--quiet", "--format", "json", "--state-dir", str(state)]
             wall, _ = timed([*cmd, "--concurrency", str(cfg.concurrency)], env=emu.env, stdout=result)
             check_migrate(result, n)
-            requests = len(emu.requests())  # before the check's own read
+            log = emu.requests()  # before the check's own read
             check_state(emu, bodies)
+        requests = len(log)
         bound = requests * cfg.latency_ms / 1000 / cfg.concurrency
+        # The bound counts request time: from the first request to the last answer (arrival times in the log,
+        # the answer one latency later), not the process start-up before the first request.
+        span = max(e["time"] for e in log) - min(e["time"] for e in log) + cfg.latency_ms / 1000
         walls.append(wall)
+        spans.append(span)
         bounds.append(bound)
         counts.append(requests)
-        say(f"migrate {n}: {wall:.2f} s, {requests} requests, bound {bound:.2f} s")
+        say(f"migrate {n}: whole process {wall:.2f} s, requests {span:.2f} s, {requests} requests, bound {bound:.2f} s")
         with emulator(account, cfg.latency_ms) as emu:
             script = [sys.executable, str(HERE / "baseline_migrate.py"), str(work / "live-export")]
             base_wall, _ = timed(script, env=emu.env)
@@ -441,15 +448,24 @@ def live(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Row]:
     wall, bound = statistics.median(walls), statistics.median(bounds)
     speedup = statistics.median(baseline) / wall
     label = f"live migrate, {n:,} endpoints, {cfg.latency_ms:g} ms, --concurrency {cfg.concurrency}"
+    span = statistics.median(spans)
     return [
         Row(
-            f"{label} ({statistics.median(counts):.0f} requests; bound {bound:.2f} s)",
+            f"{label} ({statistics.median(counts):.0f} requests; bound {bound:.2f} s): first request to last answer",
             "≤ 1.5x bound",
+            spans,
+            "s",
+            ratio=span / bound,
+            ratio_label="x bound",
+            met=span / bound <= 1.5,
+        ),
+        Row(
+            "… the whole process (start-up, planning, backup and report included)",
+            "",
             walls,
             "s",
             ratio=wall / bound,
             ratio_label="x bound",
-            met=wall / bound <= 1.5,
         ),
         Row(
             f"… against the sequential httpx loop ({base_requests} requests)",
@@ -472,7 +488,7 @@ def rate_limited(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Ro
     bodies = planned_bodies(account, work / "limited-export")
     rows: list[Row] = []
     for target in ("v1", "v2"):
-        ratios, shares, failed = [], [], []
+        ratios, walls, shares, failed = [], [], [], []
         for run in range(cfg.runs):
             with emulator(account, cfg.latency_ms, cfg.rate_limit) as emu:
                 result = work / "migrate.json"
@@ -492,15 +508,22 @@ def rate_limited(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Ro
             limited = sum(1 for entry in log if entry["status"] == 429)
             summary = json.loads(result.read_text())["summary"]
             ideal = (len(log) - limited) / cfg.rate_limit  # the requests it needed, at the limit
-            ratios.append(wall / ideal)
+            # The rate limit governs the requests: from the first to the answer of the last (the log's times are
+            # arrivals, the answer comes one latency later), not the process start-up before the first.
+            span = max(e["time"] for e in log) - min(e["time"] for e in log) + cfg.latency_ms / 1000
+            ratios.append(span / ideal)
+            walls.append(wall / ideal)
             shares.append(100 * limited / len(log))
             failed.append(float(summary["failed"] + summary["not-attempted"]))
-            say(f"rate-limited {target} {n}: {wall:.2f} s (ideal {ideal:.2f} s), {len(log)} requests, {limited} × 429")
+            say(
+                f"rate-limited {target} {n}: first to last request {span:.2f} s, whole process {wall:.2f} s "
+                f"(ideal {ideal:.2f} s), {len(log)} requests, {limited} × 429"
+            )
         ratio = statistics.median(ratios)
         label = f"rate limit {cfg.rate_limit}/s: migrate {n:,} endpoints, {target}"
         rows += [
             Row(
-                f"{label}: time against the ideal `requests / limit` (whole process)",
+                f"{label}: time from the first request to the last answer, against the ideal `requests / limit`",
                 "≤ 1.15x",
                 ratios,
                 "x",
@@ -508,6 +531,7 @@ def rate_limited(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Ro
                 ratio_label="x ideal",
                 met=ratio <= 1.15,
             ),
+            Row(f"{label}: … the whole process (start-up included) against the same ideal", "", walls, "x"),
             Row(f"{label}: requests answered 429", "< 2%", shares, "%", met=max(shares) < 2),
             Row(f"{label}: failed endpoints", "0", failed, "", met=max(failed) == 0),
         ]

@@ -12,7 +12,7 @@ Every REST update triggers a rolling release on RunPod, and RunPod has no idempo
   server that changes an endpoint after answering; a body field neither shows is named as unverified;
 - after a write whose outcome is unknown (timeout, dropped connection, 5xx) re-reads that endpoint before any
   retry, and counts it done if it already matches; at most :data:`WRITE_ATTEMPTS` writes per endpoint;
-- records every attempt and outcome in the journal, fsync'd line by line;
+- records every attempt and outcome in the journal (each attempt on disk before its write is sent);
 - stops the whole run on a rejected key, a retired API, a failed TLS handshake or a wait longer than
   the server may ask for (errors whose ``stops_run`` is true).
 
@@ -208,7 +208,7 @@ class _Run:
             self.journal.record("run-stopped", reason=str(exc))
 
     def _done(self, outcome: Outcome) -> Outcome:
-        self.journal.record(
+        self.journal.note(  # durable with the next attempt's fsync, or at close
             "outcome", endpoint=outcome.id, status=outcome.status, detail=outcome.detail, writes=outcome.writes
         )
         if self.progress is not None:
@@ -266,9 +266,9 @@ class _Run:
                     stopped = "the run stopped: " + self.stopped
                     return self._done(Outcome(item.id, item.name, "not-attempted", stopped, writes))
                 writes += 1
-                # Journaled once a slot is held: a thousand tasks queued behind the gate would otherwise
-                # fsync their "attempt" lines long before sending anything, and hold the loop while doing it.
-                self.journal.record("attempt", endpoint=item.id, attempt=writes, body=item.body)
+                # Journaled once a slot is held, and on disk before the write is sent (the writes in flight
+                # share one fsync, in a worker thread: the loop never waits on the disk).
+                await self.journal.record_synced("attempt", endpoint=item.id, attempt=writes, body=item.body)
                 try:
                     answer = await self.api.send_update(item.id, item.body)
                 except ApiError as exc:
@@ -387,7 +387,7 @@ async def run_items(
         with journal, _kept_if_written(result):
             journal.record("run-start", kind=kind, target=target.name, endpoints=len(items) + len(known), time=stamp)
             for outcome in known:
-                journal.record("outcome", endpoint=outcome.id, status=outcome.status, detail=outcome.detail, writes=0)
+                journal.note("outcome", endpoint=outcome.id, status=outcome.status, detail=outcome.detail, writes=0)
             run = _Run(api, target, journal, concurrency=concurrency, force=force, sleep=sleep, progress=progress)
             fresh = state is not None and state_read_at is not None and clock() - state_read_at <= FRESH_SECONDS
             progress_phase("checking endpoints", len(items))

@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 
+from bridge._aio import run as run_async
 from bridge.catalogs import Catalogs, read_catalogs
 from bridge.config import Settings
 from bridge.errors import ApiError, InputError, NotFoundError, RetiredError, SnapshotError
@@ -100,7 +101,7 @@ def read_live_account(
                 http, target=target, endpoint_ids=endpoint_ids, with_rest_state=with_rest_state, progress=progress
             )
 
-    return asyncio.run(run())
+    return run_async(run())
 
 
 async def read_live(

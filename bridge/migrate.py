@@ -12,7 +12,6 @@ backs up, writes, verifies and journals each endpoint, is :mod:`bridge.apply`.
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager, nullcontext
@@ -22,6 +21,7 @@ from typing import Any
 
 import httpx
 
+from bridge._aio import run as run_async
 from bridge.apply import ApplyResult, Outcome, WorkItem, items_from_plan, rollback_items, run_items
 from bridge.config import Settings
 from bridge.http import Http, RetryPolicy
@@ -176,7 +176,7 @@ def run_migration(
     policy: RetryPolicy | None = None,
 ) -> Migration:
     """:func:`run_migration_async` in its own event loop."""
-    return asyncio.run(
+    return run_async(
         run_migration_async(
             settings,
             confirm=confirm,

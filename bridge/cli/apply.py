@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -10,6 +9,7 @@ from typing import TYPE_CHECKING, NoReturn
 
 import click
 
+from bridge._aio import run as run_async
 from bridge.cli._common import (
     DEBUG,
     ENDPOINT,
@@ -182,7 +182,7 @@ def apply(
     elif not yes:
         _ask_plan(plan, show_all)
     with interruptible(state_dir), progress_shown(quiet):
-        result = asyncio.run(apply_plan_async(plan, settings, state_dir=state_dir, force=force))
+        result = run_async(apply_plan_async(plan, settings, state_dir=state_dir, force=force))
     _finish(result, fmt)
 
 
@@ -318,5 +318,5 @@ def rollback(
     if backup.entries and not yes:
         _ask_rollback(backup, show_all)
     with interruptible(state_dir), progress_shown(quiet):
-        result = asyncio.run(rollback_async(backup, settings, state_dir=state_dir, force=force))
+        result = run_async(rollback_async(backup, settings, state_dir=state_dir, force=force))
     _finish(result, fmt)

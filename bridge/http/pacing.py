@@ -156,8 +156,10 @@ class Pacer:
         """The time the windows let the next request go (``now`` when every window has room)."""
         at = now
         for window in self._windows.values():
+            # ``left`` already counts the requests in flight: each was taken off ``remaining`` when sent
+            # (``_spend``), and ``learn`` takes the ones the server had not counted off its ``r``.
             left = window.left(now)
-            if left is not None and left - self.inflight <= 0:
+            if left is not None and left <= 0:
                 at = max(at, min(window.opens_at(now), now + self.MAX_PAUSE))
         return at
 
