@@ -1,12 +1,12 @@
-"""``asyncio.run`` for a coroutine whose result is large (a plan, a run's outcomes)."""
+"""Small asyncio helpers: running a coroutine whose result is large, and gathering that fails fast."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Coroutine
+from collections.abc import Awaitable, Coroutine, Iterable
 from typing import Any, TypeVar
 
-__all__ = ["run"]
+__all__ = ["gather_all", "run"]
 
 T = TypeVar("T")
 
@@ -26,3 +26,15 @@ def run(coro: Coroutine[Any, Any, T]) -> T:
 
     asyncio.run(main())
     return box[0]
+
+
+async def gather_all(aws: Iterable[Awaitable[T]]) -> list[T]:
+    """Await all, concurrently; on the first failure cancel the rest (and wait for them) and raise it."""
+    tasks = [asyncio.ensure_future(aw) for aw in aws]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

@@ -26,7 +26,6 @@ fragment) or let :func:`read_batched` raise :class:`BatchError` with the errors.
 
 from __future__ import annotations
 
-import asyncio
 import re
 from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -50,6 +49,7 @@ from graphql import (
 )
 from graphql.language import ArgumentNode
 
+from bridge._aio import gather_all
 from bridge._resources import package_path
 from bridge.errors import ApiError
 
@@ -231,18 +231,6 @@ def _chunks(items: Sequence[T], size: int) -> list[Sequence[T]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-async def _gather(aws: Iterable[Awaitable[T]]) -> list[T]:
-    """Await all concurrently; on the first failure cancel the rest (and wait for them) and raise it."""
-    tasks = [asyncio.ensure_future(aw) for aw in aws]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
-
-
 async def read_batched(
     ids: Sequence[str],
     send: Send,
@@ -284,7 +272,7 @@ async def read_batched(
                 message = "; ".join(str(e.get("message", "")) for e in errors)[:300]
                 raise BatchError(f"{where}: RunPod refuses even one endpoint per document as too complex: {message}")
             result.size = min(result.size, smaller_size(len(chunk), errors))
-            await _gather(one(part) for part in _chunks(chunk, result.size))
+            await gather_all(one(part) for part in _chunks(chunk, result.size))
             return
         if errors:
             message = "; ".join(dict.fromkeys(str(e.get("message", "")).strip() for e in errors))[:300]
@@ -293,7 +281,7 @@ async def read_batched(
 
     if todo:
         await one(todo[:size])
-        await _gather(one(chunk) for chunk in _chunks(todo[size:], result.size))
+        await gather_all(one(chunk) for chunk in _chunks(todo[size:], result.size))
     # The order of the ids asked for, whatever order the batches came back in.
     result.records = {i: result.records[i] for i in todo}
     return result

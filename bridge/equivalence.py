@@ -205,8 +205,6 @@ def _set_value(label: str, legacy: frozenset[str] | Kept | None, rest: frozenset
 
 
 _GPU = attrgetter("gpu_types", "gpu_count")
-_WORKERS = attrgetter("workers_min", "workers_max")
-_SCALING = attrgetter("scaler_type", "scaler_value", "idle_timeout")
 _OTHER = attrgetter("execution_timeout_ms", "allowed_cuda", "min_cuda", "volumes", "template_id", "name")
 
 
@@ -300,27 +298,22 @@ def _cpu(legacy: Selection, rest: Selection) -> _Part:
     return _merge(parts)
 
 
-def _workers(legacy: Selection, rest: Selection) -> _Part:
-    if _kept_or_equal(_WORKERS, legacy, rest):
-        return _SAME
-    return _merge(
-        [
-            _value("workersMin", legacy.workers_min, rest.workers_min),
-            _value("workersMax", legacy.workers_max, rest.workers_max),
-        ]
-    )
+def _plain(**labels: str) -> Callable[[Selection, Selection], _Part]:
+    """Compare an aspect made of plain values (label=attribute): same when every body value is kept or
+    equal, else each value that differs."""
+    get = attrgetter(*labels.values())
+
+    def compare(legacy: Selection, rest: Selection) -> _Part:
+        if _kept_or_equal(get, legacy, rest):
+            return _SAME
+        pairs = zip(labels, get(legacy), get(rest), strict=True)
+        return _merge([_value(label, have, want) for label, have, want in pairs])
+
+    return compare
 
 
-def _scaling(legacy: Selection, rest: Selection) -> _Part:
-    if _kept_or_equal(_SCALING, legacy, rest):
-        return _SAME
-    return _merge(
-        [
-            _value("scalerType", legacy.scaler_type, rest.scaler_type),
-            _value("scalerValue", legacy.scaler_value, rest.scaler_value),
-            _value("idleTimeout", legacy.idle_timeout, rest.idle_timeout),
-        ]
-    )
+_workers = _plain(workersMin="workers_min", workersMax="workers_max")
+_scaling = _plain(scalerType="scaler_type", scalerValue="scaler_value", idleTimeout="idle_timeout")
 
 
 def _other(legacy: Selection, rest: Selection) -> _Part:

@@ -108,58 +108,31 @@ async def run_migration_async(
     :class:`~bridge.errors.ConsentError`) to stop. Running again after an interruption finishes the rest.
     """
     with run_locks(settings, state_dir):  # before the live read: a second run is refused before it reads
-        return await _migrate(
-            settings,
-            confirm=confirm,
-            target=target,
-            mappings=mappings,
-            endpoint_ids=endpoint_ids,
-            keep_fb_suffix=keep_fb_suffix,
-            state_dir=state_dir,
-            progress=progress,
-            transport=transport,
-            policy=policy,
-        )
-
-
-async def _migrate(
-    settings: Settings,
-    *,
-    confirm: Confirm,
-    target: TargetChoice,
-    mappings: Sequence[str | Path | Override],
-    endpoint_ids: Sequence[str],
-    keep_fb_suffix: bool,
-    state_dir: str | Path,
-    progress: Progress | None,
-    transport: httpx.AsyncBaseTransport | None,
-    policy: RetryPolicy | None,
-) -> Migration:
-    async with Http(settings, policy=policy, transport=transport) as http:
-        read_at = time.monotonic()  # the state is at least this fresh
-        account = await read_account_live(http, mappings=mappings, endpoint_ids=endpoint_ids, target=target)
-        plan = make_plan(account, target=target, keep_fb_suffix=keep_fb_suffix)
-        migration = Migration(plan=plan, notes=list(account.notes))
-        # The writes, and the final read-back (as many list pages as the read took).
-        note = estimate(http.quota_status(), plan.summary.update + max(1, http.counters.by_kind["list"])).note()
-        if plan.summary.update and note:
-            migration.notes.append(note)
-        if not confirm(plan, migration.notes):
+        async with Http(settings, policy=policy, transport=transport) as http:
+            read_at = time.monotonic()  # the state is at least this fresh
+            account = await read_account_live(http, mappings=mappings, endpoint_ids=endpoint_ids, target=target)
+            plan = make_plan(account, target=target, keep_fb_suffix=keep_fb_suffix)
+            migration = Migration(plan=plan, notes=list(account.notes))
+            # The writes, and the final read-back (as many list pages as the read took).
+            note = estimate(http.quota_status(), plan.summary.update + max(1, http.counters.by_kind["list"])).note()
+            if plan.summary.update and note:
+                migration.notes.append(note)
+            if not confirm(plan, migration.notes):
+                return migration
+            legacy = {ep.id: ep.model_dump(exclude_none=True) for ep in account.endpoints}
+            # The state the plan was made against is the writes' starting point while it is fresh (no re-read).
+            migration.result = await apply_plan_async(
+                plan,
+                settings,
+                state_dir=state_dir,
+                legacy=legacy,
+                progress=progress,
+                kind="migrate",
+                http=http,
+                state=account.rest_state,
+                state_read_at=read_at,
+            )
             return migration
-        legacy = {ep.id: ep.model_dump(exclude_none=True) for ep in account.endpoints}
-        # The state the plan was made against is the writes' starting point while it is fresh (no re-read).
-        migration.result = await apply_plan_async(
-            plan,
-            settings,
-            state_dir=state_dir,
-            legacy=legacy,
-            progress=progress,
-            kind="migrate",
-            http=http,
-            state=account.rest_state,
-            state_read_at=read_at,
-        )
-        return migration
 
 
 def run_migration(

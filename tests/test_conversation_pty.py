@@ -125,6 +125,7 @@ def test_apply_shows_the_first_50_and_a_count(make_emulator: object, tmp_path: P
     assert code == 2
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_the_read_writes_nothing(make_emulator: object, tmp_path: Path) -> None:
     from bridge.emulator import Faults, generate_account
 
@@ -138,6 +139,7 @@ def test_ctrl_c_during_the_read_writes_nothing(make_emulator: object, tmp_path: 
     assert not (tmp_path / "bridge-state").exists() or not any((tmp_path / "bridge-state").glob("journal-*"))
 
 
+@pytest.mark.slow
 def test_ctrl_c_during_the_writes_says_how_far_and_how_to_finish(make_emulator: object, tmp_path: Path) -> None:
     from bridge.emulator import Faults, generate_account
 

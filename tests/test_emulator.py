@@ -720,6 +720,7 @@ def test_generated_endpoints_translate_without_errors_unless_asked() -> None:
     assert 50 <= sum(errors(e) for e in blocked) <= 150
 
 
+@pytest.mark.slow
 def test_generate_account_is_fast_enough_for_benchmarks() -> None:
     """100,000 endpoints generate and seed an emulator in a few seconds."""
     start = time.monotonic()

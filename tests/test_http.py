@@ -383,6 +383,7 @@ def test_pacer_waits_for_the_hour_when_the_hour_is_spent() -> None:
     assert vt.now - start == pytest.approx(90)  # two went at once, the third after the hour's reset (capped wait)
 
 
+@pytest.mark.slow
 def test_a_run_against_a_window_policy_is_paced_without_429s(make_emulator: Any) -> None:
     """Against the emulator's fixed windows over real sockets, the pacer keeps every window's quota: 150 reads
     under a 40-per-second window meet no 429 (nor would a run average the tightest window: it bursts)."""

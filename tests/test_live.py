@@ -151,7 +151,7 @@ def test_dropped_optional_field_reads_with_a_note(make_emulator: MakeEmulator) -
     [
         (Faults(fail_every=3), 8),
         (Faults(fail_every=3, latency_ms=5), 1),
-        (Faults(rate_limit=5), 8),
+        pytest.param(Faults(rate_limit=5), 8, marks=pytest.mark.slow),  # waits out Retry-After: ~4 s
         (Faults(drop_every=1), 8),
         (Faults(latency_ms=20), 8),
     ],

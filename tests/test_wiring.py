@@ -81,7 +81,7 @@ def scan_all(tmp_path: Path, outputs: list[str]) -> list[str]:
     return found
 
 
-@pytest.mark.parametrize("target", ["v1", "v2"])
+@pytest.mark.parametrize("target", [pytest.param("v1", marks=pytest.mark.slow), "v2"])
 def test_the_key_hidden_anywhere_is_in_no_file_and_no_stream(tmp_path: Path, target: str) -> None:
     """fetch, plan (every format, -o), export, migrate --dry-run, migrate, rollback: no form or piece of the key
     in any stdout, stderr or file; a plan or backup holding a scrubbed value is never sent back."""

@@ -18,7 +18,7 @@ from datetime import datetime, timezone
 from typing import Any
 
 from bridge._gc import paused_gc
-from bridge.emulator.state import RAM_MULTIPLIER, USER_ID
+from bridge.emulator.records import RAM_MULTIPLIER, USER_ID
 from bridge.tables import bundled_tables
 
 __all__ = ["generate_account"]

@@ -40,7 +40,8 @@ from graphql import (
 from graphql.validation import NoSchemaIntrospectionCustomRule
 
 from bridge._resources import package_path
-from bridge.emulator.state import GRAPHQL_CAP, USER_ID, Account, is_cpu, template_of
+from bridge.emulator.records import GRAPHQL_CAP, USER_ID, is_cpu, template_of
+from bridge.emulator.state import Account
 
 __all__ = ["GraphQLApi", "GraphQLReply", "complexity"]
 

@@ -17,12 +17,13 @@ import functools
 import json
 import sys
 from collections import Counter
-from collections.abc import Awaitable, Collection, Iterable, Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import httpx
 
+from bridge._aio import gather_all
 from bridge.answers import MAX_ANSWER_BYTES, capped_response
 from bridge.config import Settings
 from bridge.errors import ApiError, RateLimitedError, TlsError, WriteOutcomeUnknown
@@ -343,15 +344,3 @@ class Http:
             if is_html(response):
                 raise self.fail(ApiError(f"{where}: answered with {html_reason(response, self.quote)}")) from None
             raise self.fail(ApiError(f"{where}: the answer is not JSON ({self.quote(response.content)!r})")) from None
-
-
-async def gather_all(aws: Iterable[Awaitable[T]]) -> list[T]:
-    """Await all, concurrently; on the first failure cancel the rest (and wait for them) and raise it."""
-    tasks = [asyncio.ensure_future(aw) for aw in aws]
-    try:
-        return list(await asyncio.gather(*tasks))
-    except BaseException:
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        raise
