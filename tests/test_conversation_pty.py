@@ -46,7 +46,7 @@ def test_the_diff_is_above_the_question_and_n_writes_nothing(emulator: Emulator,
     assert "these changes will be written:" in before
     assert before.count("  -> ") == 3
     assert '"whisper -fb"' in before and 'name  "whisper -fb" -> "whisper"' in before
-    assert "3 to update, 7 unchanged, 6 blocked" in before
+    assert "3 to update, 6 unchanged, 7 blocked" in before
     child.sendline("n")
     rest, code = finish(child)
     assert "Cancelled: nothing was written." in rest and "Traceback" not in rest
@@ -80,7 +80,7 @@ def test_yes_writes_then_says_how_to_undo(emulator: Emulator, tmp_path: Path) ->
     prompt(child)
     child.sendline("y")
     rest, code = finish(child)
-    assert code == 3  # written; the 6 blocked endpoints remain
+    assert code == 3  # written; the 7 blocked endpoints remain
     assert len(emulator.write_counts()) == 3
     backups = list((tmp_path / "bridge-state").glob("backup-*.json"))
     assert len(backups) == 1
