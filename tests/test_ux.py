@@ -118,6 +118,58 @@ def test_bridge_files_given_as_snapshots_are_named(emulator: Emulator, tmp_path:
         assert f"{path}: this is {what}" in result.output and "not a snapshot" in result.output
 
 
+def test_files_given_to_apply_and_rollback_are_named_with_their_command(emulator: Emulator, tmp_path: Path) -> None:
+    """The other way round: a snapshot, backup or journal given to apply, a plan or snapshot to rollback."""
+    plan_file = tmp_path / "plan.json"
+    assert cli("plan", "--from", str(SAMPLE), "--format", "json", "-o", str(plan_file)).exit_code == 3
+    run_bridge(emulator, tmp_path, "migrate", "--yes", key=EMULATOR_KEY)
+    backup = next((tmp_path / "bridge-state").glob("backup-*.json"))
+    journal = next((tmp_path / "bridge-state").glob("journal-*.jsonl"))
+    cases = [
+        ("apply", SAMPLE, f"a snapshot of an account (plan it with `bridge plan --from {SAMPLE}`), not a plan"),
+        ("apply", backup, "a bridge backup (give it to `bridge rollback`), not a plan"),
+        ("apply", journal, "a bridge journal (a run's record), not a plan"),
+        ("rollback", plan_file, "a bridge plan (give it to `bridge apply`), not a backup"),
+        ("rollback", SAMPLE, "a snapshot of an account"),
+        ("rollback", journal, f"a bridge journal (a run's record; its run's backup is {backup}), not a backup"),
+    ]
+    for command, path, what in cases:
+        result = cli(command, str(path), "--yes")
+        assert result.exit_code == 2, result.output
+        assert result.output == f"bridge: error: {path}: this is {what}\n" or f"{path}: this is {what}" in result.output
+    other = tmp_path / "other.json"
+    other.write_text('{"x": 1}')
+    assert "not a bridge plan" in cli("apply", str(other), "--yes").output
+    assert "not a bridge backup" in cli("rollback", str(other), "--yes").output
+
+
+def test_option_missing_its_value_names_the_command_help_and_from_names_sample() -> None:
+    proc = subprocess.run([BRIDGE, "plan", "--from"], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 2
+    assert proc.stderr == (
+        "bridge: error: Option '--from' requires an argument (a snapshot file, or 'sample': the bundled sample "
+        "account) (see 'bridge plan --help')\n"
+    )
+    proc = subprocess.run([BRIDGE, "export", "--out"], capture_output=True, text=True, timeout=60)
+    assert proc.stderr == "bridge: error: Option '--out' requires an argument (see 'bridge export --help')\n"
+
+
+def test_emulator_names_a_generated_account_once() -> None:
+    proc = subprocess.Popen(
+        [BRIDGE, "emulator", "--generate", "3", "--seed", "7", "--port", "0"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert proc.stderr is not None
+        line = proc.stderr.readline()
+    finally:
+        proc.terminate()
+        proc.communicate(timeout=30)
+    assert line.startswith("bridge emulator: serving 3 endpoints from a generated account (--seed 7) at http")
+
+
 def test_empty_snapshot_says_it_holds_no_endpoints(tmp_path: Path) -> None:
     empty = tmp_path / "empty.json"
     empty.write_text('{"endpoints": []}')
@@ -130,7 +182,7 @@ def test_from_sample_reaches_the_bundled_sample_anywhere(tmp_path: Path) -> None
     proc = subprocess.run(
         [BRIDGE, "plan", "--from", "sample"], cwd=tmp_path, capture_output=True, text=True, timeout=60
     )
-    assert proc.returncode == 3 and "16 endpoints: 9 to update" in proc.stdout
+    assert proc.returncode == 3 and "16 endpoints: 9 to update, 0 unchanged, 7 blocked" in proc.stdout
 
 
 def test_plan_output_file_is_confirmed_on_stderr(tmp_path: Path) -> None:

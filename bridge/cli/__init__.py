@@ -73,8 +73,13 @@ class _LazyGroup(click.Group):
         try:
             result = super().main(args, prog_name, complete_var, False, **extra)
         except click.UsageError as exc:
-            where = f" (see '{exc.ctx.command_path} --help')" if exc.ctx is not None else ""
-            click.echo(f"bridge: error: {exc.format_message().rstrip('.')}{where}", err=True)
+            given = sys.argv[1:] if args is None else list(args)
+            command = exc.ctx.command_path if exc.ctx is not None else _command_path(given)
+            where = f" (see '{command} --help')" if command else ""
+            message = exc.format_message().rstrip(".")
+            if message == "Option '--from' requires an argument" and command in ("bridge plan", "bridge export"):
+                message += " (a snapshot file, or 'sample': the bundled sample account)"
+            click.echo(f"bridge: error: {message}{where}", err=True)
             sys.exit(exc.exit_code)
         except click.ClickException as exc:
             exc.show()
@@ -88,6 +93,16 @@ class _LazyGroup(click.Group):
         rows = [(name, help_) for name, (_, _, help_) in sorted(_COMMANDS.items())]
         with formatter.section("Commands"):
             formatter.write_dl(rows)
+
+
+def _command_path(args: Sequence[str]) -> str:
+    """``bridge COMMAND`` for the first known command among ``args`` (click leaves a parser error without it)."""
+    for arg in args:
+        if arg in _COMMANDS:
+            return f"bridge {arg}"
+        if not arg.startswith("-"):
+            break
+    return "bridge"
 
 
 @click.group(cls=_LazyGroup, name="bridge", context_settings={"help_option_names": ["-h", "--help"]}, epilog=EXIT_CODES)

@@ -24,8 +24,8 @@ TARGET = click.option(
     type=click.Choice(["auto", "v1", "v2"]),
     default="auto",
     show_default=True,
-    help="REST API version to write for. auto: v1 offline (--from); live, v1 while RunPod serves it and v2 once "
-    "v1 answers 410 Gone. v1/v2 are never switched (v2 keeps pools and priority FlashBoot).",
+    help="REST API version to write for. auto: v1 offline (plan/export --from); live, v1 while RunPod serves it "
+    "and v2 once v1 answers 410 Gone. v1/v2 are never switched (v2 keeps pools and priority FlashBoot).",
 )
 MAPPINGS = click.option(
     "--mappings",

@@ -130,6 +130,43 @@ def _last_backup(state_dir: str) -> str:
     return str(found[-1])
 
 
+def _wrong_file(path: str, wanted: str) -> str | None:
+    """Say what a file given to ``apply`` or ``rollback`` is when it is not the ``wanted`` kind, and where it goes.
+
+    Read only after the file was refused, so a valid plan or backup is never read twice.
+    """
+    import json
+
+    file = Path(path) / "plan.json" if Path(path).is_dir() else Path(path)
+    try:
+        if not file.is_file() or file.stat().st_size > 256 * 1024 * 1024:
+            return None
+        text = file.read_text(encoding="utf-8")
+        doc = json.loads(text)
+    except (OSError, UnicodeDecodeError, RecursionError):
+        return None
+    except json.JSONDecodeError:
+        if not text.lstrip().startswith('{"event": '):
+            return None
+        backup = file.with_name(file.name.replace("journal-", "backup-", 1).removesuffix("l"))
+        beside = f"; its run's backup is {backup}" if wanted == "backup" and backup.is_file() else ""
+        return f"a bridge journal (a run's record{beside})"
+    if not isinstance(doc, dict):
+        return None
+    if doc.get("format") == "bridge-backup":
+        kind = "backup"
+        what = "a bridge backup (give it to `bridge rollback`)"
+    elif "format_version" in doc and "generated_at" in doc and "tables" in doc:
+        kind = "plan"
+        what = "a bridge plan (give it to `bridge apply`)"
+    elif "data" in doc or isinstance(doc.get("endpoints"), list):
+        kind = "snapshot"
+        what = f"a snapshot of an account (plan it with `bridge plan --from {path}`)"
+    else:
+        return None
+    return None if kind == wanted else what
+
+
 @click.command(epilog=EXIT_CODES)
 @click.argument("plan_or_dir", type=click.Path(exists=True))
 @YES
@@ -159,12 +196,18 @@ def apply(
     Each endpoint is re-read first: one already at its target is not written, one that changed since the
     plan was made is skipped as stale (--force writes it anyway). Every write is read back and compared.
     """
-    from bridge.errors import InputError
+    from bridge.errors import InputError, SnapshotError
     from bridge.integrity import load_plan
     from bridge.migrate import apply_plan_async
     from bridge.report import summary_line
 
-    plan = load_plan(plan_or_dir, force=force)
+    try:
+        plan = load_plan(plan_or_dir, force=force)
+    except SnapshotError:
+        what = _wrong_file(plan_or_dir, "plan")
+        if what is None:
+            raise
+        raise InputError(f"{plan_or_dir}: this is {what}, not a plan") from None
     if target and target != plan.target:
         raise InputError(f"{plan_or_dir}: the plan was made for REST {plan.target}, not {target}: plan again")
     if plan.summary.update:
@@ -300,7 +343,7 @@ def rollback(
     backup's read did not show (e.g. flashboot) are named as not restorable. The rollback writes its own
     backup (STATE_DIR/rollback-backup-*.json), so it can be undone in turn.
     """
-    from bridge.errors import InputError
+    from bridge.errors import InputError, SnapshotError
     from bridge.journal import load_backup, written_only
     from bridge.migrate import rollback_async
     from bridge.report import plural
@@ -308,7 +351,14 @@ def rollback(
     if last == (backup_file is not None):
         raise click.UsageError("give either a BACKUP_FILE or --last")
     path = backup_file if backup_file is not None else _last_backup(state_dir)
-    backup = written_only(load_backup(path, force=force), force=force)  # what its run sent, nothing else
+    try:
+        loaded = load_backup(path, force=force)
+    except SnapshotError:
+        what = _wrong_file(path, "backup")
+        if what is None:
+            raise
+        raise InputError(f"{path}: this is {what}, not a backup") from None
+    backup = written_only(loaded, force=force)  # what its run sent, nothing else
     if target and target != backup.target:
         raise InputError(f"{path}: the backup is of a REST {backup.target} run")
     if backup.entries:

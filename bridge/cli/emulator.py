@@ -156,7 +156,7 @@ def emulator(
     try:
         for name, value in {**emu.env, "RUNPOD_API_KEY": api_key or "emulator-any-key"}.items():
             click.echo(f"export {name}={shlex.quote(value)}")
-        what = f"{generate} generated endpoints" if generate is not None else str(snapshot or "the sample account")
+        what = f"a generated account (--seed {seed})" if generate is not None else str(snapshot or "the sample account")
         click.echo(
             f"bridge emulator: serving {plural(len(emu.account), 'endpoint')} from {what} at {emu.url} "
             "(Ctrl-C to stop)",
