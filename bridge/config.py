@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 import stat
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -122,6 +123,29 @@ def is_loopback(host: str) -> bool:
     return address.is_loopback
 
 
+# A bracketed IPv6 host, then at most a port: nothing may follow the bracket.
+_BRACKETED = re.compile(r"\[[0-9A-Za-z:.%_~-]+\](?::[0-9]*)?")
+
+
+def _usable_host(host: str) -> bool:
+    """Whether the HTTP layer can encode ``host`` (an empty label, ``xn--`` with no Punycode after it or a
+    non-ASCII name IDNA refuses would otherwise fail at the first request, as an unexpected error)."""
+    try:
+        ipaddress.ip_address(host.split("%", 1)[0])
+        return True
+    except ValueError:
+        pass
+    try:
+        host.rstrip(".").encode("idna")
+        if not host.isascii() or "xn--" in host:
+            import idna  # what the HTTP libraries encode names with
+
+            idna.encode(host.rstrip(".").lower())  # as httpx does: no UTS #46 mapping
+    except (UnicodeError, ValueError):  # idna.IDNAError is a UnicodeError
+        return False
+    return True
+
+
 def _url(name: str, value: str | None, default: str) -> str:
     """Check a base URL. It is never echoed whole: RunPod's docs put the key in ``?api_key=``."""
     url = (value or default).strip()
@@ -132,6 +156,12 @@ def _url(name: str, value: str | None, default: str) -> str:
         raise InputError(f"{name} (or its option): not a valid URL (its host or port cannot be read)") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise InputError(f"{name} (or its option): not an http(s) URL with a host")
+    if parts.netloc.rpartition("@")[2].startswith("[") and not _BRACKETED.fullmatch(parts.netloc.rpartition("@")[2]):
+        # urlsplit reads "[::1].evil.com" as the host ::1; the HTTP libraries refuse it: say so here, and
+        # never judge such a URL loopback by the part in brackets
+        raise InputError(f"{name} (or its option): not a valid URL (text after the bracketed IPv6 address)")
+    if not _usable_host(parts.hostname):
+        raise InputError(f"{name} (or its option): not a valid URL (its host name is not a valid DNS name)")
     if parts.query or parts.fragment or parts.username or parts.password:
         raise InputError(
             f"{name} (or its option): give the bare URL, without a query string or credentials "

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from bridge.errors import SnapshotError
-from bridge.redact import REDACTED
+from bridge.redact import REDACTED, escape_control
 
 if TYPE_CHECKING:
     from bridge.models import EndpointPlan, Plan
@@ -118,8 +118,17 @@ def check_plan(plan: Plan, where: str | Path, *, force: bool = False) -> None:
     """Refuse an edited plan (digest) unless ``force``; refuse always a body holding a redacted value.
 
     A ``<redacted>`` in a body is where bridge scrubbed a secret (the key, an ``env`` value) on its way to the
-    file: sending it would overwrite the real value, so no ``--force`` lets it through.
+    file: sending it would overwrite the real value, so no ``--force`` lets it through. Nor does it let through
+    an endpoint listed twice: bridge never writes one so, and its two bodies would be sent at once.
     """
+    seen: set[str] = set()
+    for ep in plan.endpoints:
+        if ep.id in seen:
+            raise SnapshotError(
+                f"{where}: endpoint {escape_control(ep.id)} is listed twice; bridge writes each endpoint once "
+                "(even with --force): make the plan again"
+            )
+        seen.add(ep.id)
     for ep in plan.endpoints:
         if ep.status == "update":
             found = find_redacted(ep.body)

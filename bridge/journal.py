@@ -22,7 +22,7 @@ from bridge.errors import BridgeError, InputError, SnapshotError
 from bridge.files import private_dir, write_private
 from bridge.integrity import DIGEST_FIELD, check_document, document_digest
 from bridge.locks import held, released, taken
-from bridge.redact import redact_endpoint, redact_text, scope_scrubber
+from bridge.redact import escape_control, redact_endpoint, redact_text, scope_scrubber
 from bridge.targets import TARGETS
 
 __all__ = [
@@ -333,6 +333,7 @@ def load_backup(path: str | Path, *, force: bool = False) -> Backup:
     if not isinstance(items, list):
         raise SnapshotError(f"{path}: endpoints: expected a list")
     entries = []
+    ids: set[str] = set()
     for index, item in enumerate(items):
         if (
             not isinstance(item, Mapping)
@@ -341,6 +342,12 @@ def load_backup(path: str | Path, *, force: bool = False) -> Backup:
             or not isinstance(item.get("body"), Mapping)
         ):
             raise SnapshotError(f"{path}: endpoints[{index}]: expected {{id, rest, body}}")
+        if item["id"] in ids:  # never written so: two entries would be two writes at once
+            raise SnapshotError(
+                f"{path}: endpoints[{index}]: endpoint {escape_control(item['id'])} is listed twice; "
+                "bridge restores each endpoint once (even with --force)"
+            )
+        ids.add(item["id"])
         legacy = item.get("legacy")
         if legacy is not None and not isinstance(legacy, Mapping):
             raise SnapshotError(f"{path}: endpoints[{index}].legacy: expected an object or null")

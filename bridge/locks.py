@@ -15,12 +15,15 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 import time
 from collections.abc import Mapping, Sequence
 from contextvars import ContextVar, Token
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from bridge.config import is_loopback
 from bridge.errors import InputError
 from bridge.files import private_dir
 from bridge.redact import escape_control
@@ -68,9 +71,31 @@ def user_state_dir(environ: Mapping[str, str] | None = None) -> Path:
 def account_digest(api_key: str, urls: Sequence[str]) -> str:
     """A name for the account that reveals nothing of the key: a keyed hash of the key and the base URLs."""
     h = hashlib.blake2b(digest_size=16, person=b"bridge-account")
-    for part in (api_key, *(u.rstrip("/").lower() for u in urls)):
+    for part in (api_key, *(_canonical_url(u) for u in urls)):
         h.update(part.encode("utf-8", errors="surrogatepass") + b"\0")
     return h.hexdigest()
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
+def _canonical_url(url: str) -> str:
+    """One spelling per server: the host lowercased without its trailing dot, the scheme's port made explicit,
+    every name of this machine (localhost, 127.0.0.0/8, ::1) as one, no trailing slash. Two spellings of the same
+    URL (``https://API.runpod.io:443/v2/``, ``http://localhost:8765`` and ``http://127.0.0.1:8765``) are the
+    same account, and must take the same lock."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return url.rstrip("/").lower()
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").rstrip(".").lower()
+    if is_loopback(host):
+        host = "loopback"
+    port = port if port is not None else _DEFAULT_PORTS.get(scheme, 0)
+    path = re.sub(r"/+", "/", parts.path).rstrip("/").lower()  # over-exclusion is the safe side
+    return f"{scheme}://{host}:{port}{path}"
 
 
 class AccountLock:

@@ -153,14 +153,15 @@ def render_changes(plan: Plan, fh: TextIO, limit: int | None = None) -> None:
 
     ``limit``: show that many endpoints, then a count of the rest (shown all with ``--show-all``).
     """
+    w = _escaping(fh)  # the consent prompt's diff meets the terminal too: a name's C1 or bidi controls escaped
     updates = [ep for ep in plan.endpoints if ep.status == "update"]
     shown = updates if limit is None else updates[:limit]
     for ep in shown:
-        fh.write(f"  -> {_label(ep)}\n")
-        _write_changes(ep, fh.write)
+        w(f"  -> {_label(ep)}\n")
+        _write_changes(ep, w)
     if len(shown) < len(updates):
         rest = len(updates) - len(shown)
-        fh.write(f"  ... and {plural(rest, 'more endpoint')} to update (--show-all lists them)\n")
+        w(f"  ... and {plural(rest, 'more endpoint')} to update (--show-all lists them)\n")
 
 
 _ENDPOINTS_KEY = '\n  "endpoints": [],\n'

@@ -147,3 +147,32 @@ def test_malformed_url_is_one_line(url: str) -> None:
     with pytest.raises(InputError, match="RUNPOD_REST_URL") as info:
         Settings.resolve(environ={"RUNPOD_API_KEY": KEY, "RUNPOD_REST_URL": url})
     assert "\x1b" not in str(info.value)
+
+
+@pytest.mark.parametrize("variable", ["RUNPOD_GRAPHQL_URL", "RUNPOD_REST_URL", "RUNPOD_REST_V2_URL"])
+@pytest.mark.parametrize(
+    "url",
+    [
+        "http://[::1].evil.com/x",  # urlsplit reads the host as ::1 (loopback); the HTTP libraries refuse it
+        "http://[::1]evil.com:80/x",
+        "https://[::1]x/v2",
+        "https://a..b/v2",  # an empty label: IDNA fails at the first request
+        "https://.runpod.io/v2",
+        "https://xn--/v2",  # an A-label with no Punycode
+        "https://\u24b6pi.runpod.io/v2",  # circled A: IDNA refuses it (httpx too)
+    ],
+)
+def test_a_host_the_http_layer_cannot_use_is_one_line_up_front(variable: str, url: str) -> None:
+    """Bad input is exit 2 naming the variable at once, never an unexpected InvalidURL or IDNAError at the first
+    request; and text after a bracketed address never makes a URL pass as loopback."""
+    with pytest.raises(InputError, match=rf"^{variable} \(or its option\): not a valid URL") as info:
+        Settings.resolve(environ={"RUNPOD_API_KEY": "k" * 20, variable: url})
+    assert info.value.exit_code == 2
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["http://[::1]:8765/graphql", "http://[::ffff:127.0.0.1]:1/g", "https://[2001:db8::1]/v2", "https://bücher.de/v2"],
+)
+def test_bracketed_addresses_and_idna_names_still_pass(url: str) -> None:
+    assert Settings.resolve(environ={"RUNPOD_API_KEY": "k" * 20, "RUNPOD_GRAPHQL_URL": url}).graphql_url == url

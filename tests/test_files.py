@@ -14,9 +14,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from helpers import SAMPLE
+from conftest import EMULATOR_KEY
+from helpers import BRIDGE, SAMPLE
 
 from bridge.cli import main
+from bridge.emulator import Emulator
 from bridge.errors import BridgeError, InputError, SnapshotError
 from bridge.export import export_plan
 from bridge.files import MAX_NAME_BYTES, check_file_name, private_dir, write_private
@@ -221,3 +223,23 @@ def test_journal_in_an_unusable_directory(tmp_path: Path) -> None:
     (tmp_path / "file").write_text("")
     with pytest.raises(BridgeError, match=r"file/j\.jsonl: cannot write the journal .*nothing was sent"):
         Journal(tmp_path / "file" / "j.jsonl")
+
+
+@pytest.mark.skipif(not os.path.exists("/dev/full"), reason="needs /dev/full")
+@pytest.mark.parametrize(
+    "args",
+    [("plan",), ("plan", "--format", "json"), ("plan", "--format", "markdown"), ("migrate", "--dry-run")],
+)
+def test_stdout_on_a_full_device_is_a_failure_not_a_success(
+    tmp_path: Path, emulator: Emulator, args: tuple[str, ...]
+) -> None:
+    """`bridge plan > plan.json` on a full disk: the report held back for scrubbing is lost at the last flush.
+    The run must not end 3 (or 0) as if the report had been written: one line naming stdout, exit 1."""
+    env = {**os.environ, **emulator.env, "RUNPOD_API_KEY": EMULATOR_KEY}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [BRIDGE, *args, "-q"], env=env, cwd=tmp_path, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120
+        )
+    assert done.returncode == 1, done.stderr
+    assert "stdout: cannot write: No space left on device" in done.stderr
+    assert "Traceback" not in done.stderr and "unexpected" not in done.stderr

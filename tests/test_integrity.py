@@ -14,7 +14,7 @@ from helpers import SAMPLE
 
 from bridge.cli import main
 from bridge.errors import SnapshotError
-from bridge.integrity import load_plan
+from bridge.integrity import document_digest, load_plan
 from bridge.journal import Backup, BackupEntry, load_backup, write_backup
 
 KEY = "rpa_INTEGRITYKEY0123456789ABCDEF"
@@ -175,3 +175,45 @@ def test_a_hostile_read_with_nan_or_a_lone_surrogate_is_backed_up_and_read_back(
     write_backup(path, Backup(target="v1", created_at="x", entries=[BackupEntry(id="a", rest=rest, body={"n": 1})]))
     (entry,) = load_backup(path).entries
     assert entry.rest["name"] == "\ud800 é" and entry.rest["workersMax"] != entry.rest["workersMax"]
+
+
+DUPLICATES: list[Callable[[dict[str, Any]], object]] = [
+    lambda d: d["endpoints"].append(copy.deepcopy(_first(d, "update"))),  # the same entry twice
+    lambda d: d["endpoints"].append(copy.deepcopy(_first(d, "update")) | {"body": {"name": "other"}}),  # two bodies
+    lambda d: d["endpoints"].insert(0, copy.deepcopy(_first(d, "blocked")) | {"id": _first(d, "update")["id"]}),
+]
+
+
+@pytest.mark.parametrize("edit", DUPLICATES)
+@pytest.mark.parametrize("force", [False, True])
+def test_an_endpoint_listed_twice_is_refused_even_forced(
+    tmp_path: Path, plan_doc: dict[str, Any], edit: Any, force: bool
+) -> None:
+    """--force lets an edited plan through, but never one endpoint twice: its two bodies would be written at once,
+    and its backup would hold it twice. Refused whatever the digest (recomputed here, as a forger would)."""
+    from bridge.integrity import PlanDigest
+    from bridge.models import Plan
+
+    doc = copy.deepcopy(plan_doc)
+    edit(doc)
+    doc["digest"] = PlanDigest.of(Plan.model_validate(doc | {"digest": None}))
+    path = tmp_path / "plan.json"
+    path.write_text(json.dumps(doc))
+    with pytest.raises(SnapshotError, match=r"plan\.json: endpoint \S+ is listed twice"):
+        load_plan(path, force=force)
+
+
+@pytest.mark.parametrize("force", [False, True])
+@pytest.mark.parametrize("other", [{}, {"body": {"workersMax": 9}}])
+def test_a_backup_listing_an_endpoint_twice_is_refused_even_forced(
+    tmp_path: Path, force: bool, other: dict[str, Any]
+) -> None:
+    """A rollback of a backup holding one endpoint twice would write it twice at once: refused, forced or not."""
+    path = _backup(tmp_path, {"id": "ep1", "workersMax": 1, "name": "x"})
+    doc = json.loads(path.read_text())
+    doc["endpoints"].append(copy.deepcopy(doc["endpoints"][0]) | other)
+    doc.pop("digest")
+    doc["digest"] = document_digest(doc)  # as a forger would: the digest alone does not stop it
+    path.write_text(json.dumps(doc))
+    with pytest.raises(SnapshotError, match=r"backup\.json: endpoints\[1\]: endpoint ep1 is listed twice"):
+        load_backup(path, force=force)

@@ -58,6 +58,34 @@ def test_second_process_same_account_is_refused(tmp_path: Path, holder: subproce
         assert info.value.exit_code == 2 and "same RunPod account" in str(info.value)
 
 
+@pytest.mark.parametrize(
+    "urls",
+    [
+        ("https://api.runpod.io:443/graphql", "https://rest.runpod.io:443/v1", "https://api.runpod.io:443/v2"),
+        ("https://api.runpod.io./graphql", "https://REST.runpod.io./v1/", "https://api.runpod.io.//v2"),
+        (" https://api.runpod.io/graphql", "https://rest.runpod.io//v1", "https://Api.Runpod.IO/v2///"),
+    ],
+)
+def test_other_spellings_of_the_same_urls_are_the_same_account(
+    tmp_path: Path, holder: subprocess.Popen[str], urls: tuple[str, ...]
+) -> None:
+    """The default port written out, a trailing dot on the host, doubled slashes: still the held account."""
+    lock = AccountLock(KEY, urls, home=tmp_path / "home", state_dir=tmp_path / "two" / "bridge-state")
+    with pytest.raises(InputError, match="same RunPod account"), lock:
+        pass
+
+
+def test_every_name_of_this_machine_is_one_server(tmp_path: Path) -> None:
+    """localhost, 127.0.0.1, 127.1.2.3 (all loopback), [::1] and ::ffff:127.0.0.1 name the same emulator."""
+    names = ["localhost", "127.0.0.1", "127.1.2.3", "[::1]", "[::ffff:127.0.0.1]", "LOCALHOST."]
+    first = AccountLock(KEY, [f"http://{names[0]}:8765/{p}" for p in ("graphql", "v1", "v2")], home=tmp_path)
+    for name in names[1:]:
+        other = AccountLock(KEY, [f"http://{name}:8765/{p}" for p in ("graphql", "v1", "v2")], home=tmp_path)
+        assert other.path == first.path, name
+    elsewhere = AccountLock(KEY, [f"http://127.0.0.1:8766/{p}" for p in ("graphql", "v1", "v2")], home=tmp_path)
+    assert elsewhere.path != first.path  # another port is another server
+
+
 def test_other_accounts_are_not_held(tmp_path: Path, holder: subprocess.Popen[str]) -> None:
     """Another key, or the same key against other URLs (the emulator), is another account."""
     with AccountLock(KEY + "x", URLS, home=tmp_path / "home"):

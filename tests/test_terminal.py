@@ -53,3 +53,24 @@ def test_no_raw_control_character_in_any_report(tmp_path: Path, fmt: str) -> Non
         assert load_plan(tmp_path / "again.json") == plan
     else:
         assert ("\\x1b" in text or "\\u001b" in text) and "\\u202e" in text
+
+
+@pytest.mark.parametrize("limit", [None, 6])
+def test_the_consent_diff_escapes_every_control(tmp_path: Path, limit: int | None) -> None:
+    """The diff shown before `migrate` asks goes to the terminal: C1 controls (8-bit CSI), bidi overrides and
+    line separators in a name (label and old -> new) come out escaped, as in the text report."""
+    from bridge.report import render_changes
+
+    doc = json.loads(SAMPLE.read_text())
+    for ep, name in zip(doc["data"]["myself"]["endpoints"], HOSTILE, strict=False):
+        ep["name"] = name + " -fb"  # the suffix goes: every hostile name is in the diff, old and new
+    path = tmp_path / "snap.json"
+    path.write_text(json.dumps(doc))
+    out = CliRunner().invoke(main, ["plan", "--from", str(path), "--format", "json", "-o", str(tmp_path / "p.json")])
+    plan = load_plan(tmp_path / "p.json")
+    updated = [ep for ep in plan.endpoints if ep.status == "update" and ep.name and ep.name[:3] in "".join(HOSTILE)]
+    assert len(updated) >= 4, out.output
+    text = io.StringIO()
+    render_changes(plan, text, limit)
+    assert not RAW.findall(text.getvalue())
+    assert "\\u009b" in text.getvalue() or "\\x9b" in text.getvalue()

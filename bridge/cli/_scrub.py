@@ -61,16 +61,22 @@ class ScrubbedStream:
         return getattr(self._stream, name)
 
 
-def _last_flush(stream: TextIO | ScrubbedStream) -> None:
+def _last_flush(stream: TextIO | ScrubbedStream) -> str | None:
     """Flush what is collected; a reader gone away (``bridge plan | head``) gets nothing more, and the exit of
-    the interpreter does not fail flushing to it."""
+    the interpreter does not fail flushing to it. Any other failure (a full disk under ``> plan.json``) is
+    returned, so that the run does not end as if its output had been written."""
     try:
         stream.flush()
     except BrokenPipeError:
         with contextlib.suppress(OSError, ValueError):
             os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
-    except (OSError, ValueError):  # closed: nothing more can be said
+    except OSError as exc:
+        with contextlib.suppress(OSError, ValueError):  # nothing more may reach it, at exit either
+            os.dup2(os.open(os.devnull, os.O_WRONLY), stream.fileno())
+        return exc.strerror or str(exc)
+    except ValueError:  # closed: nothing more can be said
         pass
+    return None
 
 
 def scrubbed_output(func: F) -> F:
@@ -81,11 +87,27 @@ def scrubbed_output(func: F) -> F:
         out, err = sys.stdout, sys.stderr
         with secret_scope():
             sys.stdout, sys.stderr = ScrubbedStream(out), ScrubbedStream(err)
+            outcome: BaseException | None = None
             try:
                 return func(*args, **kwargs)
+            except BaseException as exc:
+                outcome = exc
+                raise
             finally:
-                for stream in (sys.stdout, sys.stderr):
-                    _last_flush(stream)
+                lost = _last_flush(sys.stdout)
+                _last_flush(sys.stderr)
                 sys.stdout, sys.stderr = out, err
+                if lost is not None:
+                    _output_lost(lost, outcome, err)
 
     return wrapper  # type: ignore[return-value]
+
+
+def _output_lost(reason: str, outcome: BaseException | None, err: TextIO) -> None:
+    """stdout could not be written (a full disk, an I/O error): say so on stderr, and end with exit 1 unless
+    the run already ends with a failure of its own."""
+    with contextlib.suppress(OSError, ValueError):
+        err.write(f"bridge: error: stdout: cannot write: {reason} (the output is incomplete)\n")
+        err.flush()
+    if outcome is None or (isinstance(outcome, SystemExit) and outcome.code in (0, None, 3, 4)):
+        raise SystemExit(1)  # a success (or a report of blocked or pending endpoints) whose report was lost
