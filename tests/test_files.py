@@ -243,3 +243,21 @@ def test_stdout_on_a_full_device_is_a_failure_not_a_success(
     assert done.returncode == 1, done.stderr
     assert "stdout: cannot write: No space left on device" in done.stderr
     assert "Traceback" not in done.stderr and "unexpected" not in done.stderr
+
+
+@pytest.mark.parametrize("fmt", ["text", "json", "markdown"])
+def test_an_offline_report_to_a_full_device_names_stdout(tmp_path: Path, fmt: str) -> None:
+    """`bridge plan --from sample > /dev/full` with no key: one line naming stdout, exit 1, not 'unexpected'."""
+    env = {k: v for k, v in os.environ.items() if k != "RUNPOD_API_KEY"}
+    with open("/dev/full", "w") as full:
+        done = subprocess.run(
+            [BRIDGE, "plan", "--from", "sample", "--format", fmt],
+            env=env,
+            cwd=tmp_path,
+            stdout=full,
+            stderr=subprocess.PIPE,
+            text=True,
+            timeout=120,
+        )
+    assert done.returncode == 1, done.stderr
+    assert done.stderr.strip() == "bridge: error: stdout: cannot write: No space left on device"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import sys
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import click
 
 from bridge.cli._consent import Cancelled, cancelled
+from bridge.cli._scrub import OutputLost
 
 if TYPE_CHECKING:
     from bridge.config import Settings
@@ -149,6 +151,10 @@ def handle_errors(func: F) -> F:
             # flushed to the closed pipe at exit.
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             sys.exit(141)  # as a shell reports a process killed by SIGPIPE
+        except OutputLost as exc:  # `bridge plan > /dev/full`: the report was lost, say so and fail
+            with contextlib.suppress(OSError, ValueError):
+                os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            fail(str(exc.strerror), 1)
         except Exception as exc:
             if debug:
                 raise

@@ -20,6 +20,10 @@ F = TypeVar("F", bound=Callable[..., Any])
 _CHUNK = 64 * 1024
 
 
+class OutputLost(OSError):
+    """The stream a report was going to could not take it (a full disk under ``> plan.json``, a device error)."""
+
+
 class ScrubbedStream:
     """A text stream passing whole lines on, scrubbed of the scope's secrets (as they are when written).
 
@@ -38,14 +42,14 @@ class ScrubbedStream:
         if not isinstance(text, str):  # a text stream refuses bytes (click probes with write(b""))
             raise TypeError(f"write() argument must be str, not {type(text).__name__}")
         if not self._pending and not scope_secrets():
-            return self._stream.write(text)
+            return self._send(text)
         self._pending.append(text)
         self._size += len(text)
         if self._size >= _CHUNK:
             data = "".join(self._pending)
             cut = data.rfind("\n") + 1
             if cut:
-                self._stream.write(scope_scrubber()(data[:cut]))
+                self._send(scope_scrubber()(data[:cut]))
             self._pending = [data[cut:]] if cut < len(data) else []
             self._size = len(data) - cut
         return len(text)
@@ -54,11 +58,32 @@ class ScrubbedStream:
         """Write what is collected, scrubbed, and flush (``click.echo`` flushes after every message)."""
         if self._pending:
             data, self._pending, self._size = "".join(self._pending), [], 0
-            self._stream.write(scope_scrubber()(data))
-        self._stream.flush()
+            self._send(scope_scrubber()(data))
+        self._send(None)
+
+    def _send(self, text: str | None) -> int:
+        """Write ``text`` (or flush, for None) to the wrapped stream; a failure other than a reader gone away
+        is :class:`OutputLost`, naming the stream, so that the run does not end as if its output was written."""
+        try:
+            if text is None:
+                self._stream.flush()
+                return 0
+            return self._stream.write(text)
+        except BrokenPipeError:
+            raise
+        except OSError as exc:
+            name = {1: "stdout", 2: "stderr"}.get(_fileno(self._stream) or -1, "the output")
+            raise OutputLost(exc.errno, f"{name}: cannot write: {exc.strerror or exc}") from exc
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._stream, name)
+
+
+def _fileno(stream: TextIO) -> int | None:
+    try:
+        return stream.fileno()
+    except (OSError, ValueError, AttributeError):
+        return None
 
 
 def _last_flush(stream: TextIO | ScrubbedStream) -> str | None:
