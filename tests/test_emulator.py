@@ -746,7 +746,20 @@ def test_cli_prints_the_environment_and_serves_until_interrupted(tmp_path: Path)
     ) as proc:
         assert proc.stdout is not None and proc.stderr is not None
         lines = [proc.stdout.readline() for _ in range(4)]
-        exported = dict(line.removeprefix("export ").strip().split("=", 1) for line in lines)
+        assert "cli-key-42" not in "".join(lines)  # a key from a file is never printed: it may be a real one
+        shell = subprocess.run(
+            [
+                "bash",
+                "-c",
+                "".join(lines) + 'printf "%s\\n" "$RUNPOD_GRAPHQL_URL" "$RUNPOD_REST_URL" '
+                '"$RUNPOD_REST_V2_URL" "$RUNPOD_API_KEY"',
+            ],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        names = ["RUNPOD_GRAPHQL_URL", "RUNPOD_REST_URL", "RUNPOD_REST_V2_URL", "RUNPOD_API_KEY"]
+        exported = dict(zip(names, shell.stdout.splitlines(), strict=True))
         with httpx.Client(headers={"Authorization": f"Bearer {exported['RUNPOD_API_KEY']}"}) as c:
             pools = c.post(exported["RUNPOD_GRAPHQL_URL"], json={"query": POOLS_QUERY})
             v1 = c.get(exported["RUNPOD_REST_URL"] + "/endpoints")

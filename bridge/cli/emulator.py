@@ -154,8 +154,12 @@ def emulator(
     signal.signal(signal.SIGTERM, _on_signal)
     signal.signal(signal.SIGINT, _on_signal)
     try:
-        for name, value in {**emu.env, "RUNPOD_API_KEY": api_key or "emulator-any-key"}.items():
+        for name, value in emu.env.items():
             click.echo(f"export {name}={shlex.quote(value)}")
+        if api_key_file is not None:  # a key read from a file is never printed: it may be a real one
+            click.echo(f'export RUNPOD_API_KEY="$(cat {shlex.quote(str(api_key_file))})"')
+        else:
+            click.echo(f"export RUNPOD_API_KEY={shlex.quote(api_key or 'emulator-any-key')}")
         what = f"a generated account (--seed {seed})" if generate is not None else str(snapshot or "the sample account")
         click.echo(
             f"bridge emulator: serving {plural(len(emu.account), 'endpoint')} from {what} at {emu.url} "
