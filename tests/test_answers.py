@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from bridge.answers import MAX_ANSWER_BYTES, capped_response, read_answer, read_capped
 from bridge.errors import ApiError
+from bridge.http.capped import MAX_ANSWER_BYTES, capped_response, read_answer, read_capped
 
 URL = "https://rest.test/v1/endpoints"
 MB = 2**20

@@ -13,7 +13,7 @@ import httpx
 import pytest
 
 from bridge.errors import InputError
-from bridge.proxies import env_proxies, network_options
+from bridge.http.proxies import env_proxies, network_options
 
 URLS = ("https://api.runpod.io/graphql", "https://rest.runpod.io/v1", "https://api.runpod.io/v2")
 

@@ -5,6 +5,8 @@
     retry.py     RetryPolicy: budgets, backoff, Retry-After, what a transport failure means
     pacing.py    Pacer: bounded concurrency, pauses after 429, AIMD send rate, RateLimit windows, quota_status()
     answers.py   the server's reason for an error answer, and the typed error for its status
+    capped.py    reading an answer with a cap on its decoded size (a gzip bomb is an error naming the URL)
+    proxies.py   proxies from the environment, for https origins only (CONNECT); SOCKS needs its extra
 
 The endpoint operations on top of it are in :mod:`bridge.rest`; the errors in :mod:`bridge.errors`.
 """

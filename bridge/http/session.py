@@ -24,10 +24,10 @@ from typing import Any, TypeVar
 import httpx
 
 from bridge._aio import gather_all
-from bridge.answers import MAX_ANSWER_BYTES, capped_response
 from bridge.config import Settings
 from bridge.errors import ApiError, RateLimitedError, TlsError, WriteOutcomeUnknown
 from bridge.http.answers import USER_AGENT, Api, error_for, html_reason, is_html
+from bridge.http.capped import MAX_ANSWER_BYTES, capped_response
 from bridge.http.pacing import Pacer, QuotaWindow
 from bridge.http.retry import (
     DEADLINE_FACTOR,
@@ -296,7 +296,7 @@ class Http:
             return response, None
 
     async def _read(self, streamed: httpx.Response, where: str) -> httpx.Response:
-        """The answer's body, read with the cap on its decoded size (:mod:`bridge.answers`).
+        """The answer's body, read with the cap on its decoded size (:mod:`bridge.http.capped`).
 
         An answer with no encoding and a ``Content-Length`` within the cap is read as it is (aiohttp reads no
         more than the length says): the common case, without copying the response.

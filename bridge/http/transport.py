@@ -23,7 +23,7 @@ aiohttp (the ``__cause__`` of httpx-aiohttp's error)        raised here         
 The same mapping applies while the answer's body is read.
 
 :func:`session_transport` builds the run's transport: one aiohttp pool for direct traffic, and, when the
-environment names a proxy for the run's ``https://`` origins (:mod:`bridge.proxies`, resolved once per session),
+environment names a proxy for the run's ``https://`` origins (:mod:`bridge.http.proxies`, resolved once per session),
 one proxied transport per such origin (a SOCKS proxy through httpx's own transport, which supports it).
 """
 
@@ -148,7 +148,7 @@ def session_transport(
 ) -> httpx.AsyncBaseTransport:
     """The transport of one run: aiohttp's pool, direct, with the environment's proxy for ``https://`` origins
     only (the key then travels inside the CONNECT tunnel; cleartext loopback never goes through a proxy)."""
-    from bridge.proxies import env_proxies
+    from bridge.http.proxies import env_proxies
 
     mounts = {origin: _proxied(proxy, limits) for origin, proxy in env_proxies(urls, environ).items()}
     direct = Transport(limits=limits, trust_env=False)
