@@ -40,8 +40,7 @@ def _str_list(body: Mapping[str, Any], key: str, aspect: str, problems: list[tup
         return _tokens(value)
     if type(value) is list:
         # A tuple of strings equals only a tuple of the same strings: one cache serves every repeated list.
-        key = tuple(value)
-        cached = _STR_LISTS.get(key)
+        cached = _STR_LISTS.get(tuple(value))
         if cached is not None:
             return cached
     if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
