@@ -221,7 +221,10 @@ _OTHER = attrgetter("execution_timeout_ms", "allowed_cuda", "min_cuda", "volumes
 
 def _kept_or_equal(get: Callable[[Selection], tuple[Any, ...]], legacy: Selection, rest: Selection) -> bool:
     """The fast path: every value of the body is kept or equal to the legacy one (the usual case)."""
-    return all(want is KEPT or want == have for have, want in zip(get(legacy), get(rest), strict=True))
+    for have, want in zip(get(legacy), get(rest), strict=True):  # noqa: SIM110 - no generator on a hot path
+        if want is not KEPT and want != have:
+            return False
+    return True
 
 
 def _problems(side: str, selection: Selection, aspect: Aspect) -> list[_Part]:
