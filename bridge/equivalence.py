@@ -94,7 +94,16 @@ class Equivalence:
     @property
     def equivalent(self) -> bool:
         """Whether every aspect is ``same`` or ``not-applicable``."""
-        return all(self.verdict(a) in _OK for a in ASPECTS)
+        ok = _OK
+        return (
+            self.gpu in ok
+            and self.locations in ok
+            and self.flashboot in ok
+            and self.cpu in ok
+            and self.scaling in ok
+            and self.workers in ok
+            and self.other in ok
+        )
 
     @property
     def differing(self) -> tuple[Aspect, ...]:
@@ -210,7 +219,10 @@ _OTHER = attrgetter("execution_timeout_ms", "allowed_cuda", "min_cuda", "volumes
 
 def _kept_or_equal(get: Callable[[Selection], tuple[Any, ...]], legacy: Selection, rest: Selection) -> bool:
     """The fast path: every value of the body is kept or equal to the legacy one (the usual case)."""
-    return all(want is KEPT or want == have for have, want in zip(get(legacy), get(rest), strict=True))
+    for have, want in zip(get(legacy), get(rest), strict=True):  # noqa: SIM110 - no generator on a hot path
+        if want is not KEPT and want != have:
+            return False
+    return True
 
 
 def _problems(side: str, selection: Selection, aspect: Aspect) -> list[_Part]:

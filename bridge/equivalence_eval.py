@@ -89,6 +89,7 @@ class _Index:
 
     __slots__ = (
         "cpu_flavors",
+        "dc_list_cache",
         "dcs",
         "gpu_cache",
         "list_cache",
@@ -116,6 +117,7 @@ class _Index:
         self.cpu_flavors = {f.casefold(): f for f in (*tables.cpu_flavors, *tables.cpu_flavor_table)}
         self.gpu_cache: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
         self.list_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
+        self.dc_list_cache: dict[tuple[str, ...], tuple[str, ...]] = {}
         self.v2_cache: dict[tuple[tuple[str, ...], tuple[str, ...]], tuple[tuple[str, ...], ...]] = {}
         self.loc_cache: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {}
 

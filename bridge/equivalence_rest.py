@@ -38,10 +38,22 @@ def _str_list(body: Mapping[str, Any], key: str, aspect: str, problems: list[tup
         return None
     if isinstance(value, str):
         return _tokens(value)
+    if type(value) is list:
+        # A tuple of strings equals only a tuple of the same strings: one cache serves every repeated list.
+        cached = _STR_LISTS.get(tuple(value))
+        if cached is not None:
+            return cached
     if isinstance(value, Sequence) and all(isinstance(v, str) for v in value):
-        return [v.strip() for v in value if v.strip()]
+        trimmed = [v.strip() for v in value if v.strip()]
+        if type(value) is list:
+            _remember(_STR_LISTS, tuple(value), trimmed)
+        return trimmed
     problems.append((aspect, f"{key} {value!r} is not a list of strings"))
     return None
+
+
+_STR_LISTS: dict[tuple[Any, ...], list[str]] = {}
+"""Trimmed string lists by the body's list (callers only read them)."""
 
 
 def _int(body: Mapping[str, Any], key: str) -> int | Kept | None:
@@ -51,6 +63,16 @@ def _int(body: Mapping[str, Any], key: str) -> int | Kept | None:
 
 def _canonical(mapping: Mapping[str, str], values: Iterable[str]) -> tuple[str, ...]:
     return _unique(mapping.get(v.casefold(), v) for v in values)
+
+
+def _canonical_dcs(index: _Index, values: list[str]) -> tuple[str, ...]:
+    """``values`` written as the tables' data center ids; cached per list (a few hundred repeat)."""
+    key = tuple(values)
+    cached = index.dc_list_cache.get(key)
+    if cached is None:
+        cached = _canonical(index.dcs, values)
+        _remember(index.dc_list_cache, key, cached)
+    return cached
 
 
 def _rest_gpu_v1(index: _Index, body: Mapping[str, Any], problems: list[tuple[str, str]]) -> tuple[str, ...] | Kept:
@@ -197,7 +219,7 @@ def rest_selection(body: Mapping[str, Any], target: Literal["v1", "v2"], tables:
         compute=compute,
         gpu_types=gpu_types,
         cpu=cpu,
-        data_centers=KEPT if data_centers is None else (_canonical(index.dcs, data_centers) or None),
+        data_centers=KEPT if data_centers is None else (_canonical_dcs(index, data_centers) or None),
         name=name,
         name_has_suffix=has_suffix,
         problems=tuple(problems),

@@ -217,3 +217,30 @@ def test_a_backup_listing_an_endpoint_twice_is_refused_even_forced(
     path.write_text(json.dumps(doc))
     with pytest.raises(SnapshotError, match=r"backup\.json: endpoints\[1\]: endpoint ep1 is listed twice"):
         load_backup(path, force=force)
+
+
+def test_endpoint_digest_text_is_the_canonical_json_of_its_dump() -> None:
+    """The fast path (shared findings and equivalence spliced in) yields the same bytes as the plain one."""
+    from bridge.integrity import _canonical, _endpoint_canonical
+    from bridge.models import Change, EndpointPlan, EquivalenceResult, Finding
+
+    same = dict.fromkeys(("gpu", "locations", "flashboot", "cpu", "scaling", "workers", "other"), "same")
+    eqs: list[EquivalenceResult | None] = [
+        None,
+        EquivalenceResult(**same, frozen=["gpu"]),
+        EquivalenceResult(**{**same, "gpu": "narrower"}, details={"gpu": "lost \u00e9"}, explained={"gpu": "x"}),
+    ]
+    finding = Finding(severity="info", code="c", field="f", message='\u2028 quote " and \ud83d\ude00')
+    for eq in eqs:
+        for findings in ([], [finding], [finding, finding.model_copy(update={"severity": "error"})]):
+            ep = EndpointPlan(
+                id="ep1",
+                name="n\u00e9-fb" if eq else None,
+                status="update",
+                body={"name": "z", "gpuTypeIds": ["A", "B"], "workersMax": 2, "nested": {"b": 1, "a": [1.5]}},
+                changes=[Change(field="workersMax", from_=1, to=2)],
+                fingerprint=None if eq else "abc",
+                findings=findings,
+                equivalence=eq,
+            )
+            assert _endpoint_canonical(ep) == _canonical(ep.model_dump(mode="json", by_alias=True))
