@@ -437,3 +437,19 @@ def test_counters_count_requests_by_kind() -> None:
         return dict(rest.counters.by_kind)
 
     assert call(server, fn) == {"list": 1, "read": 1, "write": 1}
+
+
+def test_a_429_under_published_windows_pauses_but_does_not_cut_the_rate() -> None:
+    """With RateLimit windows known (v2), a 429 pauses for its Retry-After and the windows go on pacing; no AIMD
+    rate is set, so the run is back at the window's pace as soon as it reopens (v1, with no windows, still cuts)."""
+    vt = VirtualTime()
+    pacer = Pacer(4, clock=vt.clock, sleep=vt.sleep)
+    pacer.on_answer(200, {"ratelimit-policy": '"second";q=50;w=1', "ratelimit": '"second";r=0;t=1'})
+    pacer.on_rate_limited(1.0)
+    assert pacer.rate is None
+
+    v1 = Pacer(4, clock=vt.clock, sleep=vt.sleep)
+    for _ in range(20):
+        v1.on_answer(200, {})
+    v1.on_rate_limited(1.0)
+    assert v1.rate is not None and v1.rate < 20
