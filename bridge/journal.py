@@ -303,11 +303,13 @@ def write_backup(path: str | Path, backup: Backup, *, secrets: Sequence[str] = (
     # Scrubbed value by value (a key in `args` or a start command goes too), then the digest over what is kept.
     doc = scope_scrubber(secrets).value(doc)
     doc[DIGEST_FIELD] = document_digest(doc)
-    text = json.dumps(doc, indent=2, ensure_ascii=False)
+    # Compact: the C encoder (an indent forces json's pure-Python one, 0.24 s for 1,000 endpoints, spent between
+    # the reads and the first write). `jq . backup-*.json` shows it indented.
+    text = json.dumps(doc, ensure_ascii=False)
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate from a hostile read: written as its \u escape
-        text = json.dumps(doc, indent=2)
+        text = json.dumps(doc)
     return write_private(path, text + "\n")
 
 

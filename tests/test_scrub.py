@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 from urllib.parse import quote, quote_plus, unquote
 
 import pytest
@@ -123,7 +124,6 @@ def test_a_run_keeps_the_key_out_of_backup_and_journal(tmp_path: object) -> None
     every state file of a run, whatever its piece or encoding."""
     import asyncio
     from pathlib import Path
-    from typing import Any
 
     from bridge.apply import WorkItem, run_items
     from bridge.targets import get_target
@@ -215,3 +215,28 @@ def test_scrubbed_stream_is_a_text_stream() -> None:
 
     with pytest.raises(TypeError):
         ScrubbedStream(io.StringIO()).write(b"")  # type: ignore[arg-type]
+
+
+def test_the_fast_path_of_a_document_scrub_finds_what_the_walk_finds() -> None:
+    """A document is searched as one JSON text before its strings are walked: whatever the walk would scrub (a
+    key or any 8-character piece of it, in a value or an object key, nested), the fast path never skips."""
+    import random
+
+    key = "rpa_0123456789ABCDEFGHIJKLMNOPQRSTUV"
+    fast = Scrubber([key])
+    slow = Scrubber([key])
+    slow._plain = False  # the walk alone
+    rng = random.Random(3)
+    for _ in range(300):
+        a = rng.randrange(len(key) - 8)
+        piece = key[a : rng.randrange(a + 8, len(key) + 1)]
+        doc: Any = {"endpoints": [{"id": "ep", "env": {"K": "v"}, "args": "x"} for _ in range(3)]}
+        where = rng.choice(["value", "key", "none", "list"])
+        if where == "value":
+            doc["endpoints"][rng.randrange(3)]["args"] = f"--token é {piece} end"
+        elif where == "key":
+            doc["endpoints"][rng.randrange(3)]["env"][piece] = "v"
+        elif where == "list":
+            doc["endpoints"].append([1, None, f"\n{piece}\t"])
+        assert fast.value(doc) == slow.value(doc)
+        assert (fast.value(doc) is doc) == (where == "none")
