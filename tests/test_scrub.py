@@ -240,3 +240,5 @@ def test_the_fast_path_of_a_document_scrub_finds_what_the_walk_finds() -> None:
             doc["endpoints"].append([1, None, f"\n{piece}\t"])
         assert fast.value(doc) == slow.value(doc)
         assert (fast.value(doc) is doc) == (where == "none")
+    odd = {("a", "b"): f"x {key}"}  # not JSON-shaped: no fast path, the walk still scrubs
+    assert fast.value(odd) == {("a", "b"): f"x {REDACTED}"}
