@@ -567,22 +567,10 @@ def rate_limited(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Ro
 
 
 def by_kind(log: Sequence[dict[str, Any]]) -> dict[str, int]:
-    """The emulator's request log by kind: GraphQL, list (the endpoint list and its pages), read (one endpoint),
-    write, other (catalogs)."""
-    out = {"graphql": 0, "list": 0, "read": 0, "write": 0, "other": 0}
-    for entry in log:
-        path = entry["path"]
-        if entry["api"] == "graphql":
-            out["graphql"] += 1
-        elif entry["method"] in ("POST", "PATCH"):
-            out["write"] += 1
-        elif path in ("/v1/endpoints", "/v2/serverless"):
-            out["list"] += 1
-        elif path.startswith(("/v1/endpoints/", "/v2/serverless/")):
-            out["read"] += 1
-        else:
-            out["other"] += 1
-    return out
+    """The emulator's request log by kind (:func:`bridge.emulator.requests_by_kind`)."""
+    from bridge.emulator import requests_by_kind
+
+    return requests_by_kind(log)
 
 
 def requests_per_write(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Row]:

@@ -15,7 +15,7 @@ from helpers import SAMPLE
 
 from bridge.apply import FRESH_SECONDS
 from bridge.config import Settings
-from bridge.emulator import Emulator, Faults, generate_account
+from bridge.emulator import Emulator, Faults, generate_account, requests_by_kind
 from bridge.http import RetryPolicy
 from bridge.migrate import Migration, apply_plan_async, run_migration
 from bridge.plan import build_plan
@@ -47,20 +47,7 @@ def migrate(emu: Emulator, state_dir: Path, target: str = "v1") -> Migration:
 
 def kinds(emu: Emulator) -> dict[str, int]:
     """The emulator's log by kind: graphql, list (the endpoint list and its pages), read (one endpoint), write."""
-    out = {"graphql": 0, "list": 0, "read": 0, "write": 0, "other": 0}
-    for r in emu.requests:
-        path = r["path"]
-        if r["api"] == "graphql":
-            out["graphql"] += 1
-        elif r["method"] in ("POST", "PATCH"):
-            out["write"] += 1
-        elif path in ("/v1/endpoints", "/v2/serverless"):
-            out["list"] += 1
-        elif path.startswith(("/v1/endpoints/", "/v2/serverless/")):
-            out["read"] += 1
-        else:
-            out["other"] += 1  # catalogs
-    return out
+    return requests_by_kind(emu.requests)
 
 
 # A large account, as test_migrate_v2_large_account_past_the_400_cap: v2 (paged lists) in the fast lane.

@@ -15,6 +15,6 @@ from __future__ import annotations
 
 from bridge.emulator.faults import Faults
 from bridge.emulator.generate import generate_account
-from bridge.emulator.server import Emulator
+from bridge.emulator.server import Emulator, requests_by_kind
 
-__all__ = ["Emulator", "Faults", "generate_account"]
+__all__ = ["Emulator", "Faults", "generate_account", "requests_by_kind"]

@@ -28,7 +28,26 @@ from bridge.emulator.state import (
     load_seed,
 )
 
-__all__ = ["Emulator"]
+__all__ = ["Emulator", "requests_by_kind"]
+
+
+def requests_by_kind(log: Sequence[Mapping[str, Any]]) -> dict[str, int]:
+    """Count a request log (:attr:`Emulator.requests`) by kind: graphql, list (the endpoint list and its pages),
+    read (one endpoint), write, other (the catalogs)."""
+    out = {"graphql": 0, "list": 0, "read": 0, "write": 0, "other": 0}
+    for entry in log:
+        path = entry["path"]
+        if entry["api"] == "graphql":
+            out["graphql"] += 1
+        elif entry["method"] in ("POST", "PATCH"):
+            out["write"] += 1
+        elif path in ("/v1/endpoints", "/v2/serverless"):
+            out["list"] += 1
+        elif path.startswith(("/v1/endpoints/", "/v2/serverless/")):
+            out["read"] += 1
+        else:
+            out["other"] += 1
+    return out
 
 
 class Emulator:
