@@ -27,23 +27,35 @@ __all__ = [
     "DIGEST_FIELD",
     "PlanDigest",
     "body_problem",
+    "canonical_json",
     "check_document",
     "check_plan",
     "document_digest",
     "find_redacted",
     "load_plan",
+    "text_digest",
 ]
 
 DIGEST_FIELD = "digest"
 _PREFIX = "sha256:"
+_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+"""What ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` uses, built once."""
 
 
 def document_digest(doc: Mapping[str, Any]) -> str:
     """Digest of a JSON document's content (every field but ``digest``), independent of layout and key order."""
-    content = {k: v for k, v in doc.items() if k != DIGEST_FIELD}
+    return text_digest(canonical_json({k: v for k, v in doc.items() if k != DIGEST_FIELD}))
+
+
+def canonical_json(value: Any) -> str:
+    """``value`` as canonical JSON text: keys sorted, no spaces, non-ASCII as it is."""
+    return _ENCODER.encode(value)
+
+
+def text_digest(canonical: str) -> str:
+    """The digest of a document whose content's :func:`canonical_json` is ``canonical``."""
     # NaN and lone surrogates are not JSON, but a hostile read can hold them and the backup keeps what was read.
-    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return _PREFIX + hashlib.sha256(text.encode("utf-8", errors="surrogatepass")).hexdigest()
+    return _PREFIX + hashlib.sha256(canonical.encode("utf-8", errors="surrogatepass")).hexdigest()
 
 
 def _refuse(where: str | Path, what: str, kind: str) -> SnapshotError:
@@ -62,10 +74,6 @@ def check_document(doc: Mapping[str, Any], where: str | Path, *, kind: str, forc
         raise _refuse(where, "no integrity digest (written by an older bridge, or edited)", kind)
     if recorded != document_digest(doc):
         raise _refuse(where, "edited since bridge wrote it (its digest does not match its content)", kind)
-
-
-_ENCODER = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-"""What ``json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)`` uses, built once."""
 
 
 def _canonical(value: Any) -> bytes:

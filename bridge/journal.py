@@ -12,6 +12,7 @@ import json
 import os
 import stat
 import threading
+import time
 from collections.abc import Iterator, Mapping, Sequence
 from contextvars import Token
 from dataclasses import dataclass
@@ -20,12 +21,13 @@ from typing import Any
 
 from bridge.errors import BridgeError, InputError, SnapshotError
 from bridge.files import private_dir, write_private
-from bridge.integrity import DIGEST_FIELD, check_document, document_digest
+from bridge.integrity import DIGEST_FIELD, canonical_json, check_document, text_digest
 from bridge.locks import held, released, taken
 from bridge.redact import escape_control, redact_endpoint, redact_text, scope_scrubber
 from bridge.targets import TARGETS
 
 __all__ = [
+    "INLINE_FSYNC_SECONDS",
     "Backup",
     "BackupEntry",
     "Journal",
@@ -39,6 +41,9 @@ __all__ = [
 ]
 
 BACKUP_FORMAT = "bridge-backup"
+# A write's attempt line is fsynced on the loop's thread when the journal's last fsync took less than this
+# (0.1 ms on a local SSD), in a worker thread when it took longer (a network disk).
+INLINE_FSYNC_SECONDS = 0.002
 
 
 class StateLock:
@@ -98,9 +103,11 @@ class Journal:
     killed process leaves at most its last line torn. Durability on disk (``fsync``) comes in two strengths:
 
     - :meth:`record` fsyncs before returning (the run's start, its backup, its end);
-    - :meth:`record_synced` (a write's ``attempt``) is awaited before the write is sent: it fsyncs in a worker
-      thread, one ``fsync`` for every line written by then (group commit), so 16 writes in flight share one
-      and the event loop never waits on the disk;
+    - :meth:`record_synced` (a write's ``attempt``) is awaited before the write is sent: one ``fsync`` covers
+      every line written by then (group commit), so the writes in flight share one. On a disk whose last fsync
+      took under :data:`INLINE_FSYNC_SECONDS` it runs on the loop's thread, once the loop's current pass has
+      journaled its lines (a worker thread costs more than such an fsync: the hand-over waits for the GIL);
+      on a slower disk it runs in a worker thread, so the event loop never waits on the disk;
     - :meth:`note` (an endpoint's ``outcome``) is written at once and made durable by the next fsync of either
       kind or at :meth:`close`; a crash of the machine may lose it, and the next run re-reads that endpoint.
     """
@@ -111,6 +118,7 @@ class Journal:
         self._written = 0  # lines written so far
         self._synced = 0  # lines known to be on disk
         self._syncing: asyncio.Future[None] | None = None  # the group fsync under way
+        self._fsync_seconds = INLINE_FSYNC_SECONDS  # the last fsync's time (unknown: as if slow)
         self._fd_lock = threading.Lock()  # a worker's fsync against close()
         try:
             private_dir(self.path.parent)
@@ -169,17 +177,23 @@ class Journal:
             raise self._failed(event, exc) from None
 
     async def _group_fsync(self) -> None:
+        # A task: it starts in the loop's next pass, after every write of this pass has written its line.
         try:
-            await asyncio.to_thread(self._fsync)
+            if self._fsync_seconds < INLINE_FSYNC_SECONDS:
+                self._fsync()
+            else:
+                await asyncio.to_thread(self._fsync)
         finally:
             self._syncing = None
 
     def _fsync(self) -> None:
-        """fsync every line written so far (from the loop's thread or a worker)."""
+        """fsync every line written so far (from the loop's thread or a worker), and time it."""
         mark = self._written
+        start = time.perf_counter()
         with self._fd_lock:
             if self._fd >= 0:
                 os.fsync(self._fd)
+        self._fsync_seconds = time.perf_counter() - start
         self._synced = max(self._synced, mark)
 
     def close(self) -> None:
@@ -285,7 +299,7 @@ class Backup:
 
 def write_backup(path: str | Path, backup: Backup, *, secrets: Sequence[str] = ()) -> Path:
     """Write ``backup`` (redacted, scrubbed of ``secrets`` in every field, with its digest, 0600, atomically)."""
-    doc: dict[str, Any] = {
+    content: dict[str, Any] = {
         "format": BACKUP_FORMAT,
         "format_version": 1,
         "target": backup.target,
@@ -300,16 +314,20 @@ def write_backup(path: str | Path, backup: Backup, *, secrets: Sequence[str] = (
             for e in backup.entries
         ],
     }
-    # Scrubbed value by value (a key in `args` or a start command goes too), then the digest over what is kept.
-    doc = scope_scrubber(secrets).value(doc)
-    doc[DIGEST_FIELD] = document_digest(doc)
-    # Compact: the C encoder (an indent forces json's pure-Python one, 0.24 s for 1,000 endpoints, spent between
-    # the reads and the first write). `jq . backup-*.json` shows it indented.
-    text = json.dumps(doc, ensure_ascii=False)
+    # One canonical encoding serves the scrub's search, the digest and the file: this runs between the reads and
+    # the first write, where each pass over a 1,000-endpoint backup costs 15-20 ms. `jq . backup-*.json` shows it
+    # indented.
+    scrub = scope_scrubber(secrets)
+    text = canonical_json(content)
+    if scrub.may_touch(text):  # scrubbed value by value (a key in `args` or a start command goes too)
+        content = scrub.value(content)
+        text = canonical_json(content)
+    digest = text_digest(text)
+    text = f'{text[:-1]},"{DIGEST_FIELD}":"{digest}"}}'
     try:
         text.encode("utf-8")
     except UnicodeEncodeError:  # a lone surrogate from a hostile read: written as its \u escape
-        text = json.dumps(doc)
+        text = json.dumps({**content, DIGEST_FIELD: digest})
     return write_private(path, text + "\n")
 
 

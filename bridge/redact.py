@@ -155,18 +155,27 @@ class Scrubber:
         out.append(text[done:])
         return "".join(out)
 
+    def may_touch(self, json_text: str) -> bool:
+        """Whether scrubbing the JSON value written as ``json_text`` (non-ASCII as it is) may change it.
+
+        With secrets JSON writes verbatim (RunPod's keys), a piece of one in any string or key of the value is
+        in its JSON text too, so one search of the text answers; otherwise only a walk can tell (True).
+        """
+        if self._pattern is None:
+            return False
+        return not self._plain or self._pattern.search(json_text) is not None
+
     def value(self, value: Any) -> Any:
         """Return a JSON value with every string in it (object keys too) scrubbed."""
         if not self:
             return value
-        # Fast path (a 1,000-endpoint backup: one C-speed search instead of a walk of every string): with secrets
-        # JSON writes verbatim, a piece of one in any string is in the document's JSON text too.
-        if isinstance(value, (Mapping, list)) and self._plain and self._pattern is not None:
+        # Fast path (a 1,000-endpoint backup: one C-speed search instead of a walk of every string).
+        if isinstance(value, (Mapping, list)) and self._plain:
             try:
                 text = json.dumps(value, ensure_ascii=False, default=str)
             except (TypeError, ValueError):  # not JSON-shaped (a tuple as a key): the walk below handles it
                 text = None
-            if text is not None and self._pattern.search(text) is None:
+            if text is not None and not self.may_touch(text):
                 return value
         if isinstance(value, str):
             return self(value)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -53,3 +55,29 @@ def test_a_failed_fsync_stops_the_attempt_naming_the_journal(tmp_path: Path, mon
     with pytest.raises(BridgeError, match=r"j\.jsonl: cannot write the journal .*stopped at 'attempt'"):
         asyncio.run(journal.record_synced("attempt", endpoint="e1"))
     journal.close()
+
+
+@pytest.mark.parametrize(("fsync_seconds", "on_loop_thread"), [(0.0, True), (0.005, False)])
+def test_a_fast_disk_is_fsynced_on_the_loop_thread_a_slow_one_in_a_worker(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, fsync_seconds: float, on_loop_thread: bool
+) -> None:
+    # A worker thread's hand-over costs more than a 0.1 ms fsync; a 5 ms fsync must not hold up the loop.
+    threads: list[bool] = []
+    real_fsync = os.fsync
+
+    def timed_fsync(fd: int) -> None:
+        real_fsync(fd)
+        time.sleep(fsync_seconds)
+        threads.append(threading.current_thread() is threading.main_thread())
+
+    monkeypatch.setattr(bridge.journal.os, "fsync", timed_fsync)
+
+    async def main(journal: Journal) -> None:
+        for round_ in range(3):  # each round: 8 attempts in one pass of the loop, sharing one fsync
+            await asyncio.gather(*(journal.record_synced("attempt", endpoint=f"ep{round_}-{i}") for i in range(8)))
+
+    with Journal(tmp_path / "journal.jsonl") as journal:
+        journal.record("run-start")  # on the loop's thread: the disk's speed is learnt here
+        asyncio.run(main(journal))
+    assert threads[0] is True  # record() itself
+    assert threads[1:4] == [on_loop_thread] * 3  # one shared fsync per round, on the thread the disk's speed picks

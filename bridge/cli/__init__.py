@@ -14,6 +14,7 @@ from typing import Any
 
 import click
 
+from bridge.cli import _common
 from bridge.cli._common import EXIT_CODES
 
 __all__ = ["main"]
@@ -68,6 +69,8 @@ class _LazyGroup(click.Group):
         """Run as click does, but say a usage error in one line (``bridge: error: ...``), exit code 2."""
         if not standalone_mode:
             return super().main(args, prog_name, complete_var, False, **extra)
+        if args is None:  # the program's own command line: this process is bridge's alone
+            _common.own_process = True
         if not (sys.argv[1:] if args is None else list(args)):  # `bridge` alone: the help, and success
             args = ["--help"]
         try:

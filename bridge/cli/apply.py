@@ -21,6 +21,7 @@ from bridge.cli._common import (
     Connection,
     connection_options,
     handle_errors,
+    settle_heap,
 )
 from bridge.cli._consent import ask, require_consent_possible
 from bridge.cli._interrupted import interruptible
@@ -224,6 +225,7 @@ def apply(
         click.echo("bridge: nothing to write", err=True)
     elif not yes:
         _ask_plan(plan, show_all)
+    settle_heap()
     with interruptible(state_dir), progress_shown(quiet):
         result = run_async(apply_plan_async(plan, settings, state_dir=state_dir, force=force))
     _finish(result, fmt)
@@ -294,6 +296,7 @@ def migrate(
             click.echo(f"bridge: blocked {endpoint_id}: {codes} (see `bridge plan`)", err=True)
         if plan.summary.update and not yes:
             _ask_plan(plan, show_all)
+        settle_heap()
         return True
 
     with interruptible(state_dir), progress_shown(quiet) as shown:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
+from functools import lru_cache
 from typing import Any, Protocol
 
 from bridge.config import Settings
@@ -136,5 +137,18 @@ def canonical(value: Any, set_fields: frozenset[str], name: str = "") -> Any:
         prefix = name + "." if name else ""
         return {key: canonical(item, set_fields, prefix + key) for key, item in value.items()}
     if name in set_fields and isinstance(value, list):
-        return sorted(value, key=lambda item: json.dumps(item, sort_keys=True))
+        return sorted(value, key=_order)
     return value
+
+
+def _order(item: Any) -> str:
+    """A set field's sort key: the item's JSON text (the order fingerprints in saved plans were made with)."""
+    if isinstance(item, str):
+        return _string_order(item)
+    return json.dumps(item, sort_keys=True)
+
+
+@lru_cache(maxsize=4096)
+def _string_order(item: str) -> str:
+    # Set fields hold a few dozen distinct ids (GPU types, data centers) across an account: each is encoded once.
+    return json.dumps(item)
