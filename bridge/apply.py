@@ -36,6 +36,7 @@ from bridge.errors import ApiError, BridgeError
 from bridge.integrity import load_plan as load_plan  # re-exported: it lived here
 from bridge.journal import Backup, BackupEntry, Journal, StateLock, write_backup
 from bridge.models import Plan
+from bridge.progress import advance as progress_advance
 from bridge.progress import counted
 from bridge.progress import phase as progress_phase
 from bridge.targets import RestTarget
@@ -218,41 +219,41 @@ class _Run:
     def _mismatch(self, body: Mapping[str, Any], normalized: Mapping[str, Any]) -> list[str]:
         return mismatch(self.target, body, normalized)
 
-    async def check(
-        self, item: WorkItem, known: dict[str, Any] | None = None
-    ) -> tuple[WorkItem, dict[str, Any] | Outcome]:
-        """Decide from the endpoint's current state (``known``, else one read): done, stale, or to be written."""
-        state = known
-        if state is None:
-            async with self.gate:
-                if self.stopped:  # checked once a slot is held, as in write()
-                    return item, Outcome(item.id, item.name, "not-attempted", "the run stopped: " + self.stopped)
-                try:
-                    state = await self.api.get_endpoint(item.id)
-                except ApiError as exc:
-                    if exc.stops_run:
-                        self._stop(exc)
-                        return item, self._done(Outcome(item.id, item.name, "not-attempted", str(exc)))
-                    return item, self._done(Outcome(item.id, item.name, "failed", _read_failed(exc)))
+    async def check(self, item: WorkItem) -> tuple[WorkItem, dict[str, Any] | Outcome]:
+        """Read the endpoint's current state (one read), then :meth:`judge` it."""
+        async with self.gate:
+            if self.stopped:  # checked once a slot is held, as in write()
+                return item, Outcome(item.id, item.name, "not-attempted", "the run stopped: " + self.stopped)
+            try:
+                state = await self.api.get_endpoint(item.id)
+            except ApiError as exc:
+                if exc.stops_run:
+                    self._stop(exc)
+                    return item, self._done(Outcome(item.id, item.name, "not-attempted", str(exc)))
+                return item, self._done(Outcome(item.id, item.name, "failed", _read_failed(exc)))
+        return item, self.judge(item, state)
+
+    def judge(self, item: WorkItem, state: dict[str, Any]) -> dict[str, Any] | Outcome:
+        """Decide from the endpoint's current state: done, stale, or to be written (the state, returned)."""
         normalized = self.target.normalize_state(state)
         if item.body and not any(key in normalized for key in item.body):
             detail = f"could not read it: the REST read shows none of the fields to write ({', '.join(item.body)})"
-            return item, self._done(Outcome(item.id, item.name, "failed", detail))
+            return self._done(Outcome(item.id, item.name, "failed", detail))
         if not self._mismatch(item.body, normalized):
-            return item, self._done(Outcome(item.id, item.name, "unchanged", "already at its target"))
+            return self._done(Outcome(item.id, item.name, "unchanged", "already at its target"))
         if not self.force:
             if item.fingerprint is not None and fingerprint(normalized, self.target.set_fields) != item.fingerprint:
-                return item, self._done(
+                return self._done(
                     Outcome(item.id, item.name, "stale", "changed since the plan was made (--force to write anyway)")
                 )
             undone = self._mismatch(item.expect, normalized) if item.expect is not None else []
             if undone:
-                return item, self._done(
+                return self._done(
                     Outcome(
                         item.id, item.name, "stale", f"changed since the run it undoes ({', '.join(undone)}); --force"
                     )
                 )
-        return item, state
+        return state
 
     async def write(self, item: WorkItem) -> Outcome:
         """Write one endpoint, retrying only when safe; verify it from the answer, or by a read after an unknown
@@ -393,7 +394,16 @@ async def run_items(
             progress_phase("checking endpoints", len(items))
             current = await run.states(items, state if fresh else None, result.notes)
             journal.record("state", source="plan" if fresh else "list", endpoints=len(current))
-            checked = await asyncio.gather(*(counted(run.check(item, current.get(item.id))) for item in items))
+            # Judged at once where the state is known (no task each: 1,000 endpoints, between the reads and the
+            # first write); read one by one where the list lacks them.
+            judged: dict[str, dict[str, Any] | Outcome] = {}
+            for item in items:
+                if item.id in current:
+                    judged[item.id] = run.judge(item, current[item.id])
+                    progress_advance()
+            unknown = [item for item in items if item.id not in current]
+            judged.update((item.id, o) for item, o in await asyncio.gather(*(counted(run.check(i)) for i in unknown)))
+            checked = [(item, judged[item.id]) for item in items]
             outcomes = {o.id: o for _, o in checked if isinstance(o, Outcome)}
             to_write = [(item, state) for item, state in checked if not isinstance(state, Outcome)]
             if to_write and not run.stopped:
