@@ -359,6 +359,34 @@ def test_pacer_spends_each_window_instead_of_averaging_the_tightest() -> None:
     assert {w.name: w for w in pacer.quota_status()}["minute"].remaining == 59
 
 
+def test_pacer_never_sends_a_window_s_quota_twice_within_one_window_after_a_rounded_reset() -> None:
+    """The server's window turns somewhere within the second its rounded-up ``t`` names. When answers no longer
+    speak of the window (REST v1, its policy learnt from a v2 catalog read), no span of one window, wherever its
+    edges, holds more than the quota of our sends, until an answer says where the window stands again."""
+    vt = VirtualTime()
+    pacer = Pacer(16, clock=vt.clock, sleep=vt.sleep)
+    pacer.on_answer(200, {"ratelimit-policy": '"second";q=50;w=1', "ratelimit": '"second";r=50;t=1'})  # a catalog
+    pacer.on_answer(200, {})  # then REST v1 answers, which carry no RateLimit
+    sent: list[float] = []
+
+    async def burst(n: int, spacing: float) -> None:
+        for _ in range(n):
+            async with pacer.slot():
+                sent.append(vt.now)
+            vt.now += spacing
+
+    # The server's window turns somewhere in the next second: at 0.3 s, say. Sending the next 50 at 1.0 s would
+    # put 100 into its window [0.3, 1.3).
+    vt.now += 0.5
+    asyncio.run(burst(50, 0.001))  # the first window's quota, in 50 ms
+    asyncio.run(burst(300, 0.001))  # then no answer says anything more (REST v1 sends no RateLimit headers)
+    for i in range(len(sent) - 50):
+        assert sent[i + 50] - sent[i] >= 1.0  # any 51 consecutive sends span at least one window
+    assert sent[-1] - sent[0] < 6.2  # and the quota is spent: 350 sends at 50 per second, not 50 every 2 s
+    pacer.on_answer(200, {"ratelimit": '"second";r=40;t=1'}, sent_at=vt.now)  # the server speaks again
+    assert pacer.quota_status()[0].remaining == 40
+
+
 def test_pacer_waits_for_the_hour_when_the_hour_is_spent() -> None:
     vt = VirtualTime()
     pacer = Pacer(4, clock=vt.clock, sleep=vt.sleep)
