@@ -268,7 +268,7 @@ class _Run:
                     return self._done(Outcome(item.id, item.name, "not-attempted", stopped, writes))
                 writes += 1
                 # Journaled once a slot is held, and on disk before the write is sent (the writes in flight
-                # share one fsync, in a worker thread: the loop never waits on the disk).
+                # share one fsync: see Journal).
                 await self.journal.record_synced("attempt", endpoint=item.id, attempt=writes, body=item.body)
                 try:
                     answer = await self.api.send_update(item.id, item.body)

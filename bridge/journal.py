@@ -107,7 +107,8 @@ class Journal:
       every line written by then (group commit), so the writes in flight share one. On a disk whose last fsync
       took under :data:`INLINE_FSYNC_SECONDS` it runs on the loop's thread, once the loop's current pass has
       journaled its lines (a worker thread costs more than such an fsync: the hand-over waits for the GIL);
-      on a slower disk it runs in a worker thread, so the event loop never waits on the disk;
+      on a slower disk it runs in a worker thread, so the event loop does not wait on it (a disk that turns
+      slow between two fsyncs holds the loop for one of them);
     - :meth:`note` (an endpoint's ``outcome``) is written at once and made durable by the next fsync of either
       kind or at :meth:`close`; a crash of the machine may lose it, and the next run re-reads that endpoint.
     """
@@ -163,8 +164,9 @@ class Journal:
             raise self._failed(event, exc) from None
 
     async def record_synced(self, event: str, **fields: Any) -> None:
-        """Append one event and wait until it is on disk, the fsync done in a worker thread and shared with every
-        line written meanwhile. The line is written (whole) before the first ``await``."""
+        """Append one event and wait until it is on disk, the fsync shared with every line written meanwhile (on
+        the loop's thread after a fast fsync, in a worker thread after a slow one: see the class). The line is
+        written (whole) before the first ``await``."""
         self.note(event, **fields)
         upto = self._written
         try:

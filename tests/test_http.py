@@ -382,7 +382,7 @@ def test_pacer_never_sends_a_window_s_quota_twice_within_one_window_after_a_roun
     asyncio.run(burst(300, 0.001))  # then no answer says anything more (REST v1 sends no RateLimit headers)
     for i in range(len(sent) - 50):
         assert sent[i + 50] - sent[i] >= 1.0  # any 51 consecutive sends span at least one window
-    assert sent[-1] - sent[0] < 6.2  # and the quota is spent: 350 sends at 50 per second, not 50 every 2 s
+    assert sent[-1] - sent[0] < 6.5  # and the quota is spent: 50 a window (and its 50 ms guard), not 50 every 2 s
     pacer.on_answer(200, {"ratelimit": '"second";r=40;t=1'}, sent_at=vt.now)  # the server speaks again
     assert pacer.quota_status()[0].remaining == 40
 
@@ -452,6 +452,43 @@ def test_pacer_ignores_an_old_windows_answer_after_the_reset_and_keeps_the_lowes
     assert minute.remaining == 10 and minute.reset == pytest.approx(59.5)
     pacer.on_answer(200, {"ratelimit": '"minute";r=9;t=60'}, sent_at=vt.now)
     assert pacer.quota_status()[0].remaining == 9
+
+
+def test_a_silent_window_counts_only_the_sends_its_reset_leaves_in_doubt() -> None:
+    """The reset is known to a second: sends earlier than that before it were in the window before, which the
+    server's r allowed. A minute that resets 5 s after a burst of its 60 is open again at 5 s, not at 60."""
+    vt = VirtualTime()
+    pacer = Pacer(4, clock=vt.clock, sleep=vt.sleep)
+    pacer.on_answer(200, {"ratelimit-policy": '"minute";q=60;w=60', "ratelimit": '"minute";r=60;t=5'})
+    pacer.on_answer(200, {})  # a REST v1 answer: no RateLimit
+    sent: list[float] = []
+
+    async def send(n: int) -> None:
+        for _ in range(n):
+            async with pacer.slot():
+                sent.append(vt.now - 1000)
+
+    asyncio.run(send(61))
+    assert sent[59] == 0 and sent[60] == pytest.approx(5)
+
+
+@pytest.mark.parametrize("policy", ['"s";q=0.5;w=1', '"s";q=2.5;w=1'])
+def test_a_fractional_quota_paces_without_crashing(policy: str) -> None:
+    """A policy's q below 1 (or not whole) from an odd server allows its whole part, and never none."""
+    vt = VirtualTime()
+    pacer = Pacer(4, clock=vt.clock, sleep=vt.sleep)
+    pacer.on_answer(200, {"ratelimit-policy": policy})
+    sent: list[float] = []
+
+    async def send(n: int) -> None:
+        for _ in range(n):
+            async with pacer.slot():
+                sent.append(vt.now)
+
+    asyncio.run(send(6))
+    per_window = max(1, int(float(policy.split("q=")[1].split(";")[0])))
+    for i in range(len(sent) - per_window):
+        assert sent[i + per_window] - sent[i] >= 1.0
 
 
 def test_counters_count_requests_by_kind() -> None:

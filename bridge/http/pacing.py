@@ -75,7 +75,10 @@ class _Window:
 
     __slots__ = ("limit", "remaining", "reset_at", "seconds", "sent", "speaking", "started")
 
-    GUARD = 0.01  # the sliding span is the window plus this share of it: jitter between our clock and the server's
+    # The sliding span is the window and a guard for the jitter between our send times and the server's count:
+    # 1 % of the window, and at least 50 ms.
+    GUARD_SHARE, GUARD_MIN = 0.01, 0.05
+    EDGE = 1.0  # how well a reset is known: ``t`` comes in whole seconds
 
     def __init__(self) -> None:
         self.limit: float | None = None
@@ -88,7 +91,11 @@ class _Window:
 
     def _span(self) -> float:
         assert self.seconds is not None
-        return self.seconds * (1 + self.GUARD)
+        return self.seconds + max(self.seconds * self.GUARD_SHARE, self.GUARD_MIN)
+
+    def _quota(self) -> int:
+        assert self.limit is not None
+        return max(1, math.floor(self.limit))  # a fractional q allows what it says, rounded down (and never none)
 
     def _trim(self, now: float) -> None:
         if self.seconds is not None:
@@ -108,7 +115,13 @@ class _Window:
                     # trip, so the window's quota is taken as back in full, less what went since it turned.
                     self.remaining = self.limit - sum(1 for t in self.sent if t >= started)
                 else:
-                    self.remaining = None  # nothing says where the new window starts: counted as sliding
+                    # Nothing says where the new window starts: counted as sliding. Sends more than a second (the
+                    # reset's precision) before the guessed edge were in the window before, which the server's r
+                    # allowed: they are not counted against this one.
+                    self.remaining = None
+                    edge = started - self.EDGE - max(self.seconds * self.GUARD_SHARE, self.GUARD_MIN)
+                    while self.sent and self.sent[0] <= edge:
+                        self.sent.popleft()
             else:
                 self.remaining, self.reset_at = None, None
         if self.remaining is not None:
@@ -116,7 +129,7 @@ class _Window:
         if self.limit is None or self.seconds is None:
             return None
         self._trim(now)
-        return self.limit - len(self.sent)
+        return self._quota() - len(self.sent)
 
     def spend(self, now: float) -> None:
         """Count one send of ours."""
@@ -145,7 +158,7 @@ class _Window:
             return self.reset_at  # the server's word: nothing until its reset
         if self.sent and self.seconds is not None and self.limit is not None:
             # Sliding: once enough of our sends have aged out of the span.
-            return self.sent[max(0, len(self.sent) - int(self.limit))] + self._span()
+            return self.sent[max(0, len(self.sent) - self._quota())] + self._span()
         return self.reset_at if self.reset_at is not None else now
 
 
