@@ -562,6 +562,18 @@ def test_rate_limit_answers_429_with_retry_after(make_emulator: MakeEmulator) ->
     assert recovered.status_code == 200
 
 
+def test_rate_headers_off_enforces_the_limit_without_announcing_it(make_emulator: MakeEmulator) -> None:
+    """rate_headers=False: the same 429s, but no v2 answer carries RateLimit or RateLimit-Policy."""
+    emu = make_emulator(faults=Faults(rate_limit=3, rate_headers=False))
+    with client(emu) as c:
+        answers = [c.get("/v2/serverless/sdxl0worker0ab") for _ in range(10)]
+    assert {r.status_code for r in answers} == {200, 429}
+    assert all("RateLimit" not in r.headers and "RateLimit-Policy" not in r.headers for r in answers)
+    assert all("Retry-After" in r.headers for r in answers if r.status_code == 429)
+    with pytest.raises(ValueError, match="rate_headers must be true or false"):
+        Faults(rate_headers="no")  # type: ignore[arg-type]
+
+
 def test_fail_every_answers_503_and_does_not_apply(make_emulator: MakeEmulator) -> None:
     """fail_every=2 fails every second API request with 503, and a failed write is not applied."""
     emu = make_emulator(faults=Faults(fail_every=2))

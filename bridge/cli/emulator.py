@@ -61,6 +61,11 @@ def _read_key(path: Path) -> str:
     "(fixed windows; a request over any of them gets 429).",
 )
 @click.option(
+    "--no-rate-headers",
+    is_flag=True,
+    help="Enforce the limits (429) without announcing them: no RateLimit headers on v2 answers.",
+)
+@click.option(
     "--graphql-max-complexity",
     type=click.IntRange(min=1),
     help="Refuse a GraphQL document costing more than N (400, Apollo's complexity error).",
@@ -92,6 +97,7 @@ def emulator(
     latency_ms: float,
     rate_limit: int | None,
     rate_policy: str | None,
+    no_rate_headers: bool,
     graphql_max_complexity: int | None,
     fail_every: int | None,
     drop_every: int | None,
@@ -122,6 +128,7 @@ def emulator(
             latency_ms=latency_ms,
             rate_limit=rate_limit,
             rate_policy=rate_policy,
+            rate_headers=not no_rate_headers,
             graphql_max_complexity=graphql_max_complexity,
             fail_every=fail_every,
             drop_every=drop_every,

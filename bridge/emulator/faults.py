@@ -75,6 +75,7 @@ class Faults:
     latency_ms: float = 0.0  # sleep this long in the handler thread before answering
     rate_limit: int | None = None  # requests per second across the server, fixed 1-second windows -> 429
     rate_policy: str | None = None  # more windows, as RateLimit-Policy writes them (EXAMPLE_POLICY) -> 429
+    rate_headers: bool = True  # False: the limits are enforced (429) but no v2 answer announces them (RateLimit)
     graphql_max_complexity: int | None = None  # a GraphQL document costing more -> 400 "exceeds the maximum complexity"
     fail_every: int | None = None  # every Nth API request -> 503, not applied
     drop_every: int | None = None  # every Nth successful write is applied, then the connection is closed
@@ -93,6 +94,9 @@ class Faults:
             value = getattr(self, name)
             if value is not None and (isinstance(value, bool) or not isinstance(value, int) or value < 1):
                 raise ValueError(f"{name} must be a positive integer or None")
+        for name in ("retire_v1", "wipe_v2_exclusions", "rate_headers"):
+            if not isinstance(getattr(self, name), bool):
+                raise ValueError(f"{name} must be true or false")
         if self.rate_policy is not None:
             if not isinstance(self.rate_policy, str):
                 raise ValueError("rate_policy must be a string or None")

@@ -198,7 +198,7 @@ class _Handler(BaseHTTPRequestHandler):
             detail = "missing bearer token" if not key else "invalid bearer token"
             return error_reply(api, 401, f"Unauthorized: {detail}", "UNAUTHENTICATED")
         rate = emulator.counters.decide(faults)
-        headers = rate.headers() if api == "v2" else []
+        headers = rate.headers() if api == "v2" and faults.rate_headers else []
         if not rate.allowed:
             reply = error_reply(api, 429, rate.detail, "RATE_LIMITED")
         elif emulator.counters.fail(faults.fail_every):
