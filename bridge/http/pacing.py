@@ -113,7 +113,7 @@ class _Window:
                 if self.speaking:
                     # Answers speak of the window (REST v2): the next one corrects this guess within a round
                     # trip, so the window's quota is taken as back in full, less what went since it turned.
-                    self.remaining = self.limit - sum(1 for t in self.sent if t >= started)
+                    self.remaining = self._quota() - sum(1 for t in self.sent if t >= started)
                 else:
                     # Nothing says where the new window starts: counted as sliding. Sends more than a second (the
                     # reset's precision) before the guessed edge were in the window before, which the server's r
