@@ -65,26 +65,28 @@ def _canonical(mapping: Mapping[str, str], values: Iterable[str]) -> tuple[str, 
     return _unique(mapping.get(v.casefold(), v) for v in values)
 
 
-def _canonical_dcs(index: _Index, values: list[str]) -> tuple[str, ...]:
-    """``values`` written as the tables' data center ids; cached per list (a few hundred repeat)."""
+def _canonical_cached(
+    cache: dict[tuple[str, ...], tuple[str, ...]], mapping: Mapping[str, str], values: list[str]
+) -> tuple[str, ...]:
+    """:func:`_canonical`, cached per list in ``cache`` (a few hundred lists repeat across an account)."""
     key = tuple(values)
-    cached = index.dc_list_cache.get(key)
+    cached = cache.get(key)
     if cached is None:
-        cached = _canonical(index.dcs, values)
-        _remember(index.dc_list_cache, key, cached)
+        cached = _canonical(mapping, values)
+        _remember(cache, key, cached)
     return cached
+
+
+def _canonical_dcs(index: _Index, values: list[str]) -> tuple[str, ...]:
+    """``values`` written as the tables' data center ids."""
+    return _canonical_cached(index.dc_list_cache, index.dcs, values)
 
 
 def _rest_gpu_v1(index: _Index, body: Mapping[str, Any], problems: list[tuple[str, str]]) -> tuple[str, ...] | Kept:
     types = _str_list(body, "gpuTypeIds", "gpu", problems)
     if types is None:
         return KEPT
-    key = tuple(types)
-    cached = index.list_cache.get(key)
-    if cached is None:
-        cached = _canonical(index.types, types)
-        _remember(index.list_cache, key, cached)
-    return cached
+    return _canonical_cached(index.list_cache, index.types, types)
 
 
 def _rest_gpu_v2(
