@@ -89,9 +89,13 @@ class _Window:
         self.started: float | None = None  # when the current window began, once it rolled over
         self.speaking = False  # whether the last answer spoke of this window (RateLimit); v1 answers do not
 
+    def _guard(self) -> float:
+        assert self.seconds is not None
+        return max(self.seconds * self.GUARD_SHARE, self.GUARD_MIN)
+
     def _span(self) -> float:
         assert self.seconds is not None
-        return self.seconds + max(self.seconds * self.GUARD_SHARE, self.GUARD_MIN)
+        return self.seconds + self._guard()
 
     def _quota(self) -> int:
         assert self.limit is not None
@@ -119,7 +123,7 @@ class _Window:
                     # reset's precision) before the guessed edge were in the window before, which the server's r
                     # allowed: they are not counted against this one.
                     self.remaining = None
-                    edge = started - self.EDGE - max(self.seconds * self.GUARD_SHARE, self.GUARD_MIN)
+                    edge = started - self.EDGE - self._guard()
                     while self.sent and self.sent[0] <= edge:
                         self.sent.popleft()
             else:
