@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, NoReturn
+from typing import TYPE_CHECKING, NoReturn, TypeVar
 
 import click
 
@@ -61,6 +61,7 @@ TARGET_OF_FILE = click.option(
 
 
 SHOWN = 50  # endpoints listed above the question without --show-all
+T = TypeVar("T")
 
 
 def _hold(settings: Settings, state_dir: str) -> Settings:
@@ -131,6 +132,20 @@ def _last_backup(state_dir: str) -> str:
     return str(found[-1])
 
 
+def _load_as(load: Callable[[], T], path: str, wanted: str) -> T:
+    """``load()`` the file at ``path``; when it refuses the file, say what the file is if it is another kind
+    (:func:`_wrong_file`), else let the refusal stand."""
+    from bridge.errors import InputError, SnapshotError
+
+    try:
+        return load()
+    except SnapshotError:
+        what = _wrong_file(path, wanted)
+        if what is None:
+            raise
+        raise InputError(f"{path}: this is {what}, not a {wanted}") from None
+
+
 def _wrong_file(path: str, wanted: str) -> str | None:
     """Say what a file given to ``apply`` or ``rollback`` is when it is not the ``wanted`` kind, and where it goes.
 
@@ -197,18 +212,12 @@ def apply(
     Each endpoint is re-read first: one already at its target is not written, one that changed since the
     plan was made is skipped as stale (--force writes it anyway). Every write is read back and compared.
     """
-    from bridge.errors import InputError, SnapshotError
+    from bridge.errors import InputError
     from bridge.integrity import load_plan
     from bridge.migrate import apply_plan_async
     from bridge.report import summary_line
 
-    try:
-        plan = load_plan(plan_or_dir, force=force)
-    except SnapshotError:
-        what = _wrong_file(plan_or_dir, "plan")
-        if what is None:
-            raise
-        raise InputError(f"{plan_or_dir}: this is {what}, not a plan") from None
+    plan = _load_as(lambda: load_plan(plan_or_dir, force=force), plan_or_dir, "plan")
     if target and target != plan.target:
         raise InputError(f"{plan_or_dir}: the plan was made for REST {plan.target}, not {target}: plan again")
     if plan.summary.update:
@@ -346,7 +355,7 @@ def rollback(
     backup's read did not show (e.g. flashboot) are named as not restorable. The rollback writes its own
     backup (STATE_DIR/rollback-backup-*.json), so it can be undone in turn.
     """
-    from bridge.errors import InputError, SnapshotError
+    from bridge.errors import InputError
     from bridge.journal import load_backup, written_only
     from bridge.migrate import rollback_async
     from bridge.report import plural
@@ -354,13 +363,7 @@ def rollback(
     if last == (backup_file is not None):
         raise click.UsageError("give either a BACKUP_FILE or --last")
     path = backup_file if backup_file is not None else _last_backup(state_dir)
-    try:
-        loaded = load_backup(path, force=force)
-    except SnapshotError:
-        what = _wrong_file(path, "backup")
-        if what is None:
-            raise
-        raise InputError(f"{path}: this is {what}, not a backup") from None
+    loaded = _load_as(lambda: load_backup(path, force=force), path, "backup")
     backup = written_only(loaded, force=force)  # what its run sent, nothing else
     if target and target != backup.target:
         raise InputError(f"{path}: the backup is of a REST {backup.target} run")
