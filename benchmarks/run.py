@@ -62,6 +62,13 @@ def bridge_cmd() -> list[str]:
     return [str(script)] if script.exists() else [sys.executable, "-m", "bridge"]
 
 
+def migrate_cmd(state_dir: Path, concurrency: int, target: str | None = None) -> list[str]:
+    """``bridge migrate`` as every live scenario runs it: no questions, no progress line, the JSON result."""
+    cmd = [*bridge_cmd(), "migrate", "--yes", "--quiet", "--format", "json", "--state-dir", str(state_dir)]
+    cmd += ["--concurrency", str(concurrency)]
+    return cmd + (["--target", target] if target else [])
+
+
 @dataclass
 class Config:
     """Sizes and repetitions of one benchmark run."""
@@ -451,8 +458,7 @@ def live(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Row]:
         with emulator(account, cfg.latency_ms) as emu:
             state = work / f"state-live-{run}"
             result = work / "migrate.json"
-            cmd = [*bridge_cmd(), "migrate", "--yes", "--quiet", "--format", "json", "--state-dir", str(state)]
-            wall, _ = timed([*cmd, "--concurrency", str(cfg.concurrency)], env=emu.env, stdout=result)
+            wall, _ = timed(migrate_cmd(state, cfg.concurrency), env=emu.env, stdout=result)
             check_migrate(result, n)
             log = emu.requests()  # before the check's own read
             check_state(emu, bodies)
@@ -520,13 +526,7 @@ def rate_limited(cfg: Config, work: Path, say: Callable[[str], None]) -> list[Ro
         for run in range(cfg.runs):
             with emulator(account, cfg.latency_ms, cfg.rate_limit) as emu:
                 result = work / "migrate.json"
-                cmd = [*bridge_cmd(), "migrate", "--yes", "--quiet", "--format", "json", "--target", target]
-                cmd += [
-                    "--state-dir",
-                    str(work / f"state-limited-{target}-{run}"),
-                    "--concurrency",
-                    str(cfg.concurrency),
-                ]
+                cmd = migrate_cmd(work / f"state-limited-{target}-{run}", cfg.concurrency, target)
                 wall, _ = timed(cmd, env=emu.env, stdout=result)
                 check_migrate(result, n)
                 log = emu.requests()
@@ -584,13 +584,7 @@ def requests_per_write(cfg: Config, work: Path, say: Callable[[str], None]) -> l
         for run in range(cfg.runs):
             with emulator(account, 0) as emu:
                 result = work / "migrate.json"
-                cmd = [*bridge_cmd(), "migrate", "--yes", "--quiet", "--format", "json", "--target", target]
-                cmd += [
-                    "--state-dir",
-                    str(work / f"state-requests-{target}-{run}"),
-                    "--concurrency",
-                    str(cfg.concurrency),
-                ]
+                cmd = migrate_cmd(work / f"state-requests-{target}-{run}", cfg.concurrency, target)
                 timed(cmd, env=emu.env, stdout=result)
                 check_migrate(result, n)
                 kinds = by_kind(emu.requests())
