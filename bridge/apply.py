@@ -397,11 +397,13 @@ async def run_items(
             # Judged at once where the state is known (no task each: 1,000 endpoints, between the reads and the
             # first write); read one by one where the list lacks them.
             judged: dict[str, dict[str, Any] | Outcome] = {}
+            unknown: list[WorkItem] = []
             for item in items:
                 if item.id in current:
                     judged[item.id] = run.judge(item, current[item.id])
                     progress_advance()
-            unknown = [item for item in items if item.id not in current]
+                else:
+                    unknown.append(item)
             judged.update((item.id, o) for item, o in await asyncio.gather(*(counted(run.check(i)) for i in unknown)))
             checked = [(item, judged[item.id]) for item in items]
             outcomes = {o.id: o for _, o in checked if isinstance(o, Outcome)}

@@ -60,8 +60,8 @@ def settle_heap() -> None:
     For a command about to write, in its own short process: the read and the plan live until the process ends,
     and a full collection walks all of them (65 ms for a 1,000-endpoint account, paid between the plan and the
     first write, and again later). Garbage made after this is collected as usual; cycles already garbage are kept
-    until the process ends. Never for ``import bridge``:
-    a library must not freeze its caller's heap, nor a test runner invoking a command.
+    until the process ends. Never for ``import bridge``: a library must not freeze its caller's heap, nor a test
+    runner invoking a command.
     """
     import gc
 
